@@ -1,0 +1,1 @@
+"""gclandscape.datasets (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""gclandscape.engine (filled by its issue)."""

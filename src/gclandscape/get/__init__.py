@@ -1,0 +1,1 @@
+"""gclandscape.get (filled by its issue)."""

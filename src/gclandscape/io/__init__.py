@@ -1,0 +1,1 @@
+"""gclandscape.io (filled by its issue)."""

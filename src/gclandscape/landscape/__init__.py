@@ -1,0 +1,1 @@
+"""gclandscape.landscape (filled by its issue)."""

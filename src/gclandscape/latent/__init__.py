@@ -1,0 +1,1 @@
+"""gclandscape.latent (filled by its issue)."""

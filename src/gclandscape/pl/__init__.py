@@ -1,0 +1,1 @@
+"""gclandscape.pl (filled by its issue)."""

@@ -1,0 +1,1 @@
+"""gclandscape.pp (filled by its issue)."""

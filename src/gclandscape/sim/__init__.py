@@ -1,0 +1,1 @@
+"""gclandscape.sim (filled by its issue)."""

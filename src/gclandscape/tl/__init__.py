@@ -1,0 +1,1 @@
+"""gclandscape.tl (filled by its issue)."""
