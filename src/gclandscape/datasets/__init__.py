@@ -1,1 +1,45 @@
-"""gclandscape.datasets (filled by its issue)."""
+"""Built-in and simulated datasets.
+
+``myeloid`` is the embedded default (the Krumsiek et al. 2011 myeloid network, simulated by our
+own engine, with its truth); ``simulate`` turns any Boolean-rule or signed-edge network into
+counts plus truth; ``krumsiek11`` and ``toggleswitch`` are the ones scanpy ships; ``paul15``
+downloads (once, with a checksum) or reads the full Paul et al. 2015 dataset.
+
+Functions load their module on first use so ``import gclandscape`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+_EXPORTS = {
+    "simulate": "._simulate",
+    "myeloid": "._myeloid",
+    "krumsiek11": "._builtin",
+    "toggleswitch": "._builtin",
+    "paul15": "._paul15",
+    "available": "._registry",
+    "load": "._registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._builtin import krumsiek11, toggleswitch
+    from ._myeloid import myeloid
+    from ._paul15 import paul15
+    from ._registry import available, load
+    from ._simulate import simulate
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'gclandscape.datasets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
