@@ -1,0 +1,252 @@
+"""The ``gclandscape`` command line, through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+import gclandscape as gcl
+from gclandscape.cli import PIPELINE, Step, main, run_pipeline
+
+N_CELLS, N_GENES = 90, 60
+TYPES = ["A", "B", "C"]
+
+
+def _toy(seed: int = 0) -> ad.AnnData:
+    """Three groups with different expression programmes; integer counts in X."""
+    rng = np.random.default_rng(seed)
+    group = np.repeat(np.arange(3), [40, 30, 20])
+    rate = np.full((3, N_GENES), 1.0)
+    for g in range(3):
+        rate[g, g * 20 : (g + 1) * 20] = 8.0
+    counts = rng.poisson(rate[group]).astype(np.float32)
+    names = [f"Gene{i}" for i in range(N_GENES - 2)] + ["mt-Co1", "mt-Nd1"]
+    return ad.AnnData(
+        X=sp.csr_matrix(counts),
+        obs=pd.DataFrame(
+            {
+                "celltype": pd.Categorical(np.array(TYPES)[group]),
+                "batch": rng.integers(0, 2, N_CELLS).astype(str),
+            },
+            index=[f"cell{i}" for i in range(N_CELLS)],
+        ),
+        var=pd.DataFrame(index=names),
+    )
+
+
+@pytest.fixture
+def toy_file(tmp_path):
+    adata = _toy()
+    path = tmp_path / "toy.h5ad"
+    adata.write_h5ad(path)
+    return path, adata
+
+
+def _runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_help_is_fast_and_light():
+    code = (
+        "import sys; from gclandscape.cli import main; "
+        "print(','.join(m for m in ('scanpy', 'anndata', 'matplotlib', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    result = _runner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "datasets" in result.output
+    assert "run" in result.output
+
+
+def test_datasets_lists_builtin_names():
+    result = _runner().invoke(main, ["datasets"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split()[:2] == ["name", "description"]
+    names = [line.split()[0] for line in lines[2:]]
+    assert names == ["myeloid", "simulate", "krumsiek11", "toggleswitch", "paul15"]
+    paul = next(line for line in lines if line.startswith("paul15"))
+    assert " yes " in paul
+
+
+def test_run_writes_every_file(toy_file, tmp_path):
+    path, adata = toy_file
+    out = tmp_path / "out"
+    result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "qc.csv",
+        "summary.json",
+        "umap.pdf",
+        "umap.png",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_cells"] == N_CELLS
+    assert summary["n_genes"] == N_GENES
+    assert summary["groupby"] == "celltype"
+    assert summary["cell_types"] == {"A": 40, "B": 30, "C": 20}
+    assert summary["input"] == str(path)
+    assert summary["seed"] == 3
+    assert summary["gclandscape_version"] == gcl.__version__
+    assert summary["counts"] == "layers['counts']"
+    assert [s["name"] for s in summary["steps"]] == [s.name for s in PIPELINE]
+    assert all(s["seconds"] >= 0 for s in summary["steps"])
+    assert summary["files"] == ["qc.csv", "umap.png", "umap.pdf", "summary.json"]
+
+    qc = pd.read_csv(out / "qc.csv", index_col="cell")
+    x = adata.X.toarray()
+    assert list(qc.index) == list(adata.obs_names)
+    np.testing.assert_allclose(qc["total_counts"], x.sum(1))
+    np.testing.assert_array_equal(qc["n_genes_by_counts"], (x > 0).sum(1))
+    np.testing.assert_allclose(qc["log1p_total_counts"], np.log1p(x.sum(1)))
+    top10 = np.sort(x, axis=1)[:, ::-1][:, :10].sum(1) / x.sum(1) * 100
+    np.testing.assert_allclose(qc["pct_counts_in_top_10_genes"], top10, rtol=1e-6)
+    np.testing.assert_allclose(qc["pct_counts_mt"], x[:, -2:].sum(1) / x.sum(1) * 100, rtol=1e-6)
+    assert (qc["celltype"] == adata.obs["celltype"].astype(str).to_numpy()).all()
+    assert summary["qc"]["median_total_counts"] == pytest.approx(np.median(x.sum(1)))
+
+    assert (out / "umap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "umap.pdf").read_bytes()[:5] == b"%PDF-"
+
+    # the human-readable summary and the per-step log
+    assert f"{N_CELLS} cells x {N_GENES} genes" in result.stdout
+    assert "celltype: A 40, B 30, C 20" in result.stdout
+    for step in PIPELINE:
+        assert f"{step.name} done in" in result.stderr
+
+
+def test_run_groupby_other_column(toy_file, tmp_path):
+    path, adata = toy_file
+    out = tmp_path / "out"
+    result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--groupby", "batch"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["groupby"] == "batch"
+    assert summary["cell_types"] == adata.obs["batch"].value_counts().to_dict()
+
+
+def test_missing_groupby_lists_columns(toy_file, tmp_path):
+    path, _ = toy_file
+    out = tmp_path / "out"
+    result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--groupby", "cluster"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "'cluster'" in result.output
+    assert "celltype, batch" in result.output
+    assert not (out / "summary.json").exists()
+
+
+def test_unreadable_input_errors_cleanly(tmp_path):
+    bad = tmp_path / "broken.h5ad"
+    bad.write_bytes(b"this is not an HDF5 file")
+    result = _runner().invoke(main, ["run", str(bad), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Error:" in result.output
+    assert "broken.h5ad" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_input_name_errors_cleanly(tmp_path):
+    result = _runner().invoke(main, ["run", "no_such_dataset", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    assert "neither an existing file or folder nor a built-in dataset" in result.output
+    assert "krumsiek11" in result.output
+
+
+def test_run_on_builtin_name_without_counts(tmp_path):
+    """krumsiek11 has continuous values: QC runs on X, normalisation is skipped."""
+    out = tmp_path / "k"
+    result = _runner().invoke(main, ["run", "krumsiek11", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"] == "krumsiek11"
+    assert (summary["n_cells"], summary["n_genes"]) == (640, 11)
+    assert summary["cell_types"] == {"progenitor": 320, "Ery": 80, "Gran": 80, "Mk": 80, "Mono": 80}
+    assert summary["counts"] is None
+    assert summary["embedding"]["normalized"] is False
+
+
+def test_run_pipeline_extensible_and_input_untouched(tmp_path):
+    adata = _toy()
+    before = adata.copy()
+    seen = []
+    extra = Step("extra", lambda ctx: seen.append(ctx.work.obsm["X_umap"].shape), "test step")
+    ctx = run_pipeline(adata, tmp_path / "o", steps=[*PIPELINE, extra], input="toy")
+    assert seen == [(N_CELLS, 2)]
+    assert [s["name"] for s in ctx.summary["steps"]] == ["qc", "embed", "plot", "extra"]
+    # the user's object is not modified
+    assert list(adata.obs.columns) == list(before.obs.columns)
+    assert adata.uns.keys() == before.uns.keys()
+    assert adata.obsm.keys() == before.obsm.keys()
+    np.testing.assert_array_equal(adata.X.toarray(), before.X.toarray())
+
+
+@pytest.mark.slow
+def test_run_default_myeloid(tmp_path):
+    out = tmp_path / "m"
+    result = _runner().invoke(main, ["run", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"] == "myeloid"
+    listed = gcl.datasets.available().set_index("name").loc["myeloid"]
+    assert (
+        (summary["n_cells"], summary["n_genes"])
+        == (listed["n_obs"], listed["n_vars"])
+        == (3000, 311)
+    )
+    assert set(summary["cell_types"]) <= {"progenitor", "Ery", "Mk", "Gran", "Mono"}
+    assert sum(summary["cell_types"].values()) == 3000
+    assert summary["counts"] == "layers['counts']"
+    qc = pd.read_csv(out / "qc.csv", index_col="cell")
+    assert len(qc) == 3000
+    assert (qc["total_counts"] > 0).all()
+    assert (out / "umap.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_run_paul15_subset(shared_data, tmp_path):
+    path = shared_data / "paul15" / "paul15_240genes.h5ad"
+    out = tmp_path / "p"
+    result = _runner().invoke(main, ["run", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_cells"], summary["n_genes"]) == (2660, 240)
+    assert summary["cell_types"] == {
+        "Erythrocyte": 1095,
+        "Monocytes": 559,
+        "Basophils": 369,
+        "GMP": 216,
+        "Neutrophils": 186,
+        "Multipotent progenitors": 167,
+        "Megakaryocytes": 68,
+    }
+    qc = pd.read_csv(out / "qc.csv", index_col="cell")
+    src = ad.read_h5ad(path)
+    np.testing.assert_allclose(qc["total_counts"], np.asarray(src.X.sum(1)).ravel())
+    assert (out / "umap.pdf").stat().st_size > 0
+
+
+def test_run_without_celltype_column(tmp_path):
+    adata = _toy()
+    del adata.obs["celltype"]
+    adata.write_h5ad(tmp_path / "plain.h5ad")
+    out = tmp_path / "o"
+    result = _runner().invoke(main, ["run", str(tmp_path / "plain.h5ad"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["groupby"] is None
+    assert summary["cell_types"] is None
+    assert "celltype" not in pd.read_csv(out / "qc.csv").columns
+    assert (out / "umap.png").exists()
+    assert "no cell-type column" in result.stdout
