@@ -1,0 +1,140 @@
+"""Engine tests against known answers: exact linear solutions, OU variance, clamps, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gclandscape._errors import GclDivergenceError, GclError
+from gclandscape.datasets._rules import parse_rules
+from gclandscape.engine import BooleanHillField, LinearField, SigmoidField, integrate
+
+A = np.array([[-1.0, 0.5], [0.0, -2.0]])
+
+
+def exact_linear(x0: np.ndarray, t: float) -> np.ndarray:
+    from scipy.linalg import expm
+
+    return x0 @ expm(A * t).T
+
+
+def test_linear_ode_matches_exact_solution_and_error_shrinks_with_dt():
+    x0 = np.array([[1.0, 2.0], [0.5, -1.0]])
+    truth = exact_linear(x0, 1.5)
+    errs = []
+    for dt in (0.1, 0.01, 0.001):
+        sol = integrate(LinearField(A), x0, t_max=1.5, dt=dt, nonnegative=False)
+        assert sol.x.dtype == torch.float64
+        errs.append(np.abs(sol.x.numpy() - truth).max())
+    assert errs[2] < 1e-3
+    # Euler is first order: ten times smaller dt → about ten times smaller error
+    assert 5 < errs[0] / errs[1] < 20
+    assert 5 < errs[1] / errs[2] < 20
+
+
+def test_snapshots_times_and_values():
+    x0 = np.array([[1.0, 1.0]])
+    sol = integrate(LinearField(A), x0, t_max=2.0, dt=0.001, n_save=5, nonnegative=False)
+    assert sol.xs.shape == (5, 1, 2)
+    np.testing.assert_allclose(sol.ts.numpy(), [0.0, 0.5, 1.0, 1.5, 2.0], atol=1e-9)
+    np.testing.assert_allclose(sol.xs[0].numpy(), x0)
+    for k, t in enumerate(sol.ts.numpy()):
+        np.testing.assert_allclose(sol.xs[k].numpy(), exact_linear(x0, t), atol=2e-3)
+    np.testing.assert_allclose(sol.xs[-1].numpy(), sol.x.numpy())
+
+
+def test_zero_noise_is_deterministic_and_seed_reproducible():
+    f = SigmoidField([[0.0, -8.0], [-8.0, 0.0]], b=4.0)
+    x0 = np.random.default_rng(0).uniform(0, 1, (50, 2))
+    a = integrate(f, x0, t_max=5.0, dt=0.05, seed=1).x
+    b = integrate(f, x0, t_max=5.0, dt=0.05, seed=2).x
+    assert torch.equal(a, b)
+    n1 = integrate(f, x0, t_max=5.0, dt=0.05, noise=0.2, seed=3).x
+    n2 = integrate(f, x0, t_max=5.0, dt=0.05, noise=0.2, seed=3).x
+    n3 = integrate(f, x0, t_max=5.0, dt=0.05, noise=0.2, seed=4).x
+    assert torch.equal(n1, n2)
+    assert not torch.equal(n1, n3)
+
+
+def test_input_is_not_mutated():
+    x0 = torch.ones(3, 2)
+    integrate(LinearField(A), x0, t_max=1.0, dt=0.1, noise=0.1)
+    assert torch.equal(x0, torch.ones(3, 2))
+
+
+def test_clamp_is_honoured_by_index_and_mask():
+    f = SigmoidField([[0.0, 0.0], [10.0, 0.0]], b=[5.0, -5.0])  # gene 0 on, drives gene 1
+    x0 = np.full((20, 2), 0.5)
+    sol = integrate(f, x0, t_max=10.0, dt=0.05, noise=0.05, clamp=([0], 0.0), n_save=3)
+    assert float(sol.xs[:, :, 0].abs().max()) == 0.0
+    assert float(sol.x[:, 1].max()) < 0.2  # its only activator is knocked out
+    free = integrate(f, x0, t_max=10.0, dt=0.05)
+    assert float(free.x[:, 1].min()) > 0.9
+    mask = torch.zeros(20, 2, dtype=torch.bool)
+    mask[:10, 0] = True  # knockout in half of the cells only
+    half = integrate(f, x0, t_max=10.0, dt=0.05, clamp=(mask, 0.0))
+    assert float(half.x[:10, 1].max()) < 0.05
+    assert float(half.x[10:, 1].min()) > 0.9
+    over = integrate(f, x0, t_max=1.0, dt=0.05, clamp=([1], 2.0))
+    assert torch.all(over.x[:, 1] == 2.0)
+
+
+def test_divergence_error_names_dt():
+    f = LinearField([[5.0]])
+    with pytest.raises(GclDivergenceError, match=r"dt = 0\.5.*smaller dt"):
+        integrate(f, np.ones((2, 1)), t_max=1000.0, dt=0.5)
+    with pytest.raises(GclError, match="NaN"):
+        integrate(f, np.array([[np.nan]]), t_max=1.0, dt=0.1)
+    with pytest.raises(GclError, match="dt must be"):
+        integrate(f, np.ones((1, 1)), t_max=1.0, dt=0.0)
+
+
+def test_ornstein_uhlenbeck_stationary_variance():
+    theta, sigma = 2.0, 0.5  # dx = -theta x dt + sigma dW: var = sigma^2 / (2 theta)
+    f = LinearField([[-theta, 0.0], [0.0, -theta]])
+    sol = integrate(
+        f, np.zeros((10000, 2)), t_max=3.0, dt=0.01, noise=[sigma, 2 * sigma], nonnegative=False
+    )
+    var = sol.x.double().var(dim=0).numpy()
+    expected = np.array([sigma**2, 4 * sigma**2]) / (2 * theta)
+    np.testing.assert_allclose(var, expected, rtol=0.06)
+    # callable diffusion, same process
+    sol2 = integrate(
+        f, np.zeros((10000, 2)), t_max=3.0, dt=0.01, noise=lambda t, x, a: sigma, nonnegative=False
+    )
+    np.testing.assert_allclose(
+        sol2.x.double().var(dim=0).numpy(), sigma**2 / (2 * theta), rtol=0.06
+    )
+
+
+def test_boolean_hill_field_soft_logic_values():
+    net = parse_rules("A = B and not C\nB = A or C\nC = not A\nD =")
+    f = BooleanHillField.from_network(net, hill=2.0, threshold=0.5)
+    x = torch.tensor([[0.5, 1.0, 0.25, 0.7], [0.0, 0.0, 0.0, 1.0]], dtype=torch.float64)
+    h = x**2 / (0.25 + x**2)
+    a, b, c = h[:, 0], h[:, 1], h[:, 2]
+    expected = torch.stack(
+        [b * (1 - c), 1 - (1 - a) * (1 - c), 1 - a, torch.zeros(2, dtype=x.dtype)], 1
+    )
+    torch.testing.assert_close(f.production(x)[:, :3], expected[:, :3])
+    dx = f(0.0, x)
+    torch.testing.assert_close(dx[:, :3], expected[:, :3] - x[:, :3])
+    assert torch.all(dx[:, 3] == 0)  # input gene keeps its level
+    # per-cell alpha overrides (knockdown in the first cell)
+    alpha = torch.ones(2, 4, dtype=x.dtype)
+    alpha[0, 0] = 0.0
+    dx2 = f(0.0, x, {"alpha": alpha})
+    assert dx2[0, 0] == -x[0, 0]
+    assert dx2[1, 0] == dx[1, 0]
+
+
+def test_boolean_toggle_switch_reaches_two_fates():
+    net = parse_rules("A = not B\nB = not A")
+    f = BooleanHillField.from_network(net)
+    sol = integrate(f, np.ones((400, 2)), t_max=20.0, dt=0.05, noise=0.1, seed=0)
+    x = sol.x.numpy()
+    a_wins = x[:, 0] - x[:, 1] > 0.5
+    b_wins = x[:, 1] - x[:, 0] > 0.5
+    assert (a_wins | b_wins).mean() > 0.95
+    assert 0.3 < a_wins.mean() < 0.7
