@@ -32,3 +32,24 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real datasets not found at {SHARED_DATA} (../shared/data beside the repository)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def myeloid_default():
+    """The embedded default dataset (3000 cells × 311 genes), generated once per session.
+
+    Tests must not modify it: take ``.copy()`` first.
+    """
+    import gclandscape as gcl
+
+    return gcl.datasets.myeloid()
+
+
+@pytest.fixture(scope="session")
+def myeloid_recipe(myeloid_default):
+    """The default dataset after ``gcl.pp.recipe`` (copy before modifying)."""
+    import gclandscape as gcl
+
+    adata = myeloid_default.copy()
+    gcl.pp.recipe(adata, n_top_genes=500)
+    return adata

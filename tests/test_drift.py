@@ -1,0 +1,156 @@
+"""gcl.tl.drift: accuracy against known dx/dt, scaling, and bad input."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import gclandscape as gcl
+from gclandscape._errors import GclError
+from gclandscape._keys import Key
+from gclandscape.tl._drift import estimate_drift, forward_transition_matrix
+
+
+def _pergene_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+@pytest.fixture
+def myeloid_small(myeloid_recipe):
+    return myeloid_recipe.copy()
+
+
+def _curve(n=600, seed=0):
+    """Cells along a known 1-D trajectory x(t) with analytic dx/dt, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(0, 1, n))
+    x = np.c_[np.sin(3 * t), t**2, 1 / (1 + np.exp(-10 * (t - 0.5)))]
+    dxdt = np.c_[3 * np.cos(3 * t), 2 * t, 10 * x[:, 2] * (1 - x[:, 2])]
+    return t, x + rng.normal(0, 0.02, x.shape), dxdt
+
+
+def _knn_graph(x, k=15):
+    from sklearn.neighbors import kneighbors_graph
+
+    g = kneighbors_graph(x, k, include_self=False)
+    return ((g + g.T) > 0).astype(float)
+
+
+def test_forward_matrix_is_stochastic_and_forward_biased():
+    t, x, _ = _curve()
+    g = _knn_graph(x)
+    T = forward_transition_matrix(g, t)
+    np.testing.assert_allclose(np.asarray(T.sum(1)).ravel(), 1.0)
+    coo = T.tocoo()
+    later = t[coo.col] > t[coo.row]
+    # most transition mass points forward in time
+    assert coo.data[later].sum() > 0.8 * coo.data.sum()
+
+
+def test_estimate_drift_recovers_known_derivative():
+    t, x, dxdt = _curve()
+    v = estimate_drift(x, t, _knn_graph(x))
+    inner = slice(60, -60)  # slopes are one-sided at the ends of the trajectory
+    r = _pergene_r(v[inner], dxdt[inner])
+    assert (r > 0.8).all(), r
+    # shrinkage shortens every gene's slope by about the same factor (a change of time unit),
+    # so the relative sizes of the genes' drifts are right
+    ratio = np.median(v[inner] / dxdt[inner], axis=0)
+    assert ratio.max() / ratio.min() < 1.3, ratio
+    # with consistent smoothing of time and no shrinkage the slope is unbiased
+    v0 = estimate_drift(x, t, _knn_graph(x), shrinkage=0.0, time_smoothing=3)
+    ratio0 = np.median(v0[inner] / dxdt[inner], axis=0)
+    np.testing.assert_allclose(ratio0, 1.0, atol=0.1)
+
+
+def test_drift_on_myeloid_correlates_with_truth(myeloid_small):
+    adata = myeloid_small.copy()
+    gcl.tl.drift(adata, time_key=Key.obs.sim_time)
+    truth = adata.uns[Key.uns.truth]
+    regs = list(truth["regulators"])
+    v = adata[:, regs].layers[Key.layers.drift]
+    r = _pergene_r(np.asarray(v), np.asarray(truth["velocity"]))
+    # a drift of the wrong sign or unrelated to the dynamics gives r <= 0
+    assert np.median(r) > 0.35, r
+    assert (r > 0).all(), r
+
+
+def test_drift_writes_slots_and_scaling(myeloid_small):
+    adata = myeloid_small.copy()
+    out = gcl.tl.drift(adata, time_key="sim_time", copy=True)
+    assert Key.layers.drift not in adata.layers  # copy=True leaves the input alone
+    regs = out.var_names[out.var[Key.var.regulator].to_numpy(bool)]
+    assert out.var[f"{Key.layers.drift}_gene"].sum() == len(regs)
+    others = ~out.var[f"{Key.layers.drift}_gene"].to_numpy(bool)
+    assert np.all(out.layers[Key.layers.drift][:, others] == 0)
+    scale = out.var.loc[regs, f"{Key.layers.drift}_scale"].to_numpy()
+    assert np.all(scale > 0)
+    params = out.uns[Key.layers.drift]["params"]
+    assert params["time_key"] == "sim_time"
+    assert params["time_smoothing"] == 4  # a simulation clock is smoothed
+    assert list(params["genes"]) == list(regs)
+
+
+def test_drift_roundtrips_h5ad(myeloid_small, tmp_path):
+    adata = myeloid_small.copy()
+    gcl.tl.drift(adata, time_key="sim_time")
+    gcl.io.write(adata, tmp_path / "d.h5ad")
+    back = gcl.io.read(tmp_path / "d.h5ad")
+    np.testing.assert_array_equal(back.layers[Key.layers.drift], adata.layers[Key.layers.drift])
+    assert back.uns[Key.layers.drift]["params"]["method"] == "neighbour_slope"
+
+
+def test_velocity_layer_is_scaled_by_expression_scale(myeloid_small):
+    adata = myeloid_small.copy()
+    rng = np.random.default_rng(0)
+    adata.layers["velocity"] = rng.normal(size=adata.shape).astype(np.float32)
+    genes = list(adata.var_names[:5])
+    gcl.tl.drift(adata, genes=genes, velocity_layer="velocity")
+    scale = adata.var.loc[genes, f"{Key.layers.drift}_scale"].to_numpy()
+    np.testing.assert_allclose(
+        adata[:, genes].layers[Key.layers.drift],
+        adata[:, genes].layers["velocity"] / scale,
+        rtol=1e-5,
+    )
+
+
+def test_ordered_time_points_are_accepted():
+    t, x, dxdt = _curve(n=400)
+    adata = ad.AnnData(x.astype(np.float32))
+    adata.obsm["X_pca"] = x
+    labels = pd.cut(t, [-0.01, 0.25, 0.5, 0.75, 1.0], labels=["d0", "d2", "d4", "d6"])
+    adata.obs["day"] = pd.Categorical(labels, ordered=True)
+    gcl.tl.drift(adata, time_key="day")
+    r = _pergene_r(adata.layers[Key.layers.drift][50:-50], dxdt[50:-50])
+    assert np.median(r) > 0.5, r  # four coarse time points: less than a real clock
+
+
+def test_no_time_signal_lists_the_three_ways():
+    adata = ad.AnnData(np.ones((10, 2), dtype=np.float32))
+    with pytest.raises(GclError, match=r"time_key=.*gcl\.tl\.pseudotime.*velocity_layer"):
+        gcl.tl.drift(adata)
+
+
+@pytest.mark.parametrize(
+    ("obs", "kwargs", "match"),
+    [
+        ({"t": np.arange(10.0)}, {"time_key": "nope"}, "Available columns: t"),
+        ({"t": [np.nan, *range(9)]}, {"time_key": "t"}, "1 missing or infinite"),
+        ({"t": pd.Categorical(list("ab") * 5)}, {"time_key": "t"}, "unordered categorical"),
+        ({"t": np.zeros(10)}, {"time_key": "t"}, "constant"),
+        ({"t": np.arange(10.0)}, {"time_key": "t", "genes": ["zzz"]}, "zzz"),
+        ({"t": np.arange(10.0)}, {"velocity_layer": "velo"}, "velocity_layer='velo'"),
+    ],
+)
+def test_bad_input(obs, kwargs, match):
+    adata = ad.AnnData(
+        sp.random(10, 3, density=0.5, format="csr", random_state=0, dtype=np.float32),
+        obs=pd.DataFrame(obs, index=[f"c{i}" for i in range(10)]),
+    )
+    with pytest.raises(GclError, match=match):
+        gcl.tl.drift(adata, **kwargs)
