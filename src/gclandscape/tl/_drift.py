@@ -77,7 +77,8 @@ def estimate_drift(
     n_smooth: int = 3,
     time_smoothing: int = 0,
     shrinkage: float = 1.0,
-) -> np.ndarray:
+    return_states: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Estimate dx/dt per cell from states, times and a neighbour graph (no AnnData).
 
     1. States are smoothed by ``n_smooth`` steps of the symmetric neighbour average ``S``
@@ -107,10 +108,12 @@ def estimate_drift(
         Neighbour-averaging steps applied to the time first (for noisy clocks).
     shrinkage
         Ridge shrinkage of the slope, relative to the median local time variance.
+    return_states
+        Also return the smoothed states the drift refers to.
 
     Returns
     -------
-    Cells × genes drift, in units of ``x`` per unit of ``t``.
+    Cells × genes drift, in units of ``x`` per unit of ``t`` (and the smoothed states).
 
     Examples
     --------
@@ -139,7 +142,8 @@ def estimate_drift(
     lam = shrinkage * float(np.median(var)) if shrinkage > 0 else 0.0
     denom = var + lam
     denom[denom <= 0] = np.inf  # no time spread and no shrinkage: no information, drift 0
-    return smooth @ (cov / denom[:, None])
+    v = smooth @ (cov / denom[:, None])
+    return (v, x) if return_states else v
 
 
 def _time_signal(adata: AnnData, time_key: str | None) -> tuple[np.ndarray, str]:
@@ -330,7 +334,8 @@ def drift(
     Returns
     -------
     ``adata`` (a copy) if ``copy`` else ``None``; writes ``.layers[key_added]`` (cells × genes;
-    zero for genes not estimated), ``.var[f"{key_added}_gene"]`` (estimated genes),
+    zero for genes not estimated), ``.layers[f"{key_added}_state"]`` (the scaled, smoothed
+    states the drift refers to — the pairs a GRN model is fitted to), ``.var[f"{key_added}_gene"]`` (estimated genes),
     ``.var[f"{key_added}_scale"]`` (per-gene expression scale) and ``.uns[key_added]["params"]``.
 
     Examples
@@ -364,6 +369,7 @@ def drift(
         v = adata.layers[velocity_layer][:, adata.var_names.get_indexer(gene_list)]
         v = v.toarray() if sp.issparse(v) else np.asarray(v, dtype=np.float64)
         v = np.nan_to_num(v, nan=0.0) / scale
+        states = x / scale
         params.update(method="velocity", velocity_layer=velocity_layer)
     else:
         t, used_key = _time_signal(adata, time_key)
@@ -375,7 +381,9 @@ def drift(
         if time_smoothing is None:
             name = used_key.lower()
             time_smoothing = 0 if ("pseudotime" in name or "dpt" in name) else 4
-        v = estimate_drift(x / scale, t, graph, time_smoothing=time_smoothing)
+        v, states = estimate_drift(
+            x / scale, t, graph, time_smoothing=time_smoothing, return_states=True
+        )
         params.update(
             method="neighbour_slope",
             time_key=used_key,
@@ -388,6 +396,9 @@ def drift(
     idx = adata.var_names.get_indexer(gene_list)
     full[:, idx] = v
     adata.layers[key_added] = full
+    full_states = np.zeros((adata.n_obs, adata.n_vars), dtype=np.float32)
+    full_states[:, idx] = states
+    adata.layers[f"{key_added}_state"] = full_states
     estimated = np.zeros(adata.n_vars, dtype=bool)
     estimated[idx] = True
     adata.var[f"{key_added}_gene"] = estimated
