@@ -23,7 +23,7 @@ _EXPORTS = {
     "load": "._registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["available", "krumsiek11", "load", "myeloid", "paul15", "simulate", "toggleswitch"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._builtin import krumsiek11, toggleswitch

@@ -13,7 +13,7 @@ _EXPORTS = {
     "fit_grn": "._fit_grn",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["Genome", "fit_grn"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._fit_grn import fit_grn
