@@ -17,13 +17,30 @@ True
 from __future__ import annotations
 
 from ._fields import BooleanHillField, LinearField, SigmoidField
+from ._fixed_points import (
+    FixedPoints,
+    classify_fixed_points,
+    find_fixed_points,
+    fixed_point_starts,
+    jacobian,
+)
 from ._integrate import Solution, integrate, resolve_device
+from ._paths import TransitionPath, minimum_action_path, saddle_connections, transition_paths
 
 __all__ = [
     "BooleanHillField",
+    "FixedPoints",
     "LinearField",
     "SigmoidField",
     "Solution",
+    "TransitionPath",
+    "classify_fixed_points",
+    "find_fixed_points",
+    "fixed_point_starts",
     "integrate",
+    "jacobian",
+    "minimum_action_path",
     "resolve_device",
+    "saddle_connections",
+    "transition_paths",
 ]

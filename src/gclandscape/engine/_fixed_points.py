@@ -1,0 +1,808 @@
+"""Fixed points of a vector field: search, polishing, deduplication and classification.
+
+Works for any field with the engine signature ``field(t, x, args) -> dx/dt`` on
+``(n_cells, n_genes)`` tensors that torch autograd can differentiate (the engine's
+:class:`~gclandscape.engine.SigmoidField`, :class:`~gclandscape.engine.BooleanHillField`,
+:class:`~gclandscape.engine.LinearField`, a ``GRNModel``). Everything runs in float64; a
+``torch.nn.Module`` with float32 parameters is analysed through a float64 copy.
+
+Method of :func:`find_fixed_points`
+-----------------------------------
+1. **Attractors by integration.** All starts are integrated at once with the engine
+   (deterministic Euler, :func:`~gclandscape.engine.integrate`) in chunks; a start stops once
+   its speed ``max |f(x)|`` falls below ``conv_tol`` (or at ``t_max``). End states are
+   grouped (leader clustering, max-norm ``group_tol``) and a batched Newton iteration (below)
+   finishes the best state of each group, so slow directions need no long integration.
+2. **Saddles by Newton from the right places.** Forward integration only finds stable points.
+   Index-1 saddles sit on the basin boundary between two attractors, so a batched
+   Levenberg–Marquardt iteration (damped Gauss–Newton on the "speed" ``|f(x)|²``, i.e. a
+   root finder that converges to fixed points of *any* stability) is started from points on
+   the segments between every pair of attractors, jittered copies of them, and a subsample of
+   the starts. Iterations that reach ``|f| ≈ 0`` are candidate fixed points; local minima of
+   the speed with ``|f| > 0`` ("ghosts") are discarded.
+3. **Polishing.** Every candidate is polished with :func:`scipy.optimize.root` (``hybr``,
+   falling back to ``lm``) using the autograd Jacobian, and kept when ``max |f| <= tol``.
+4. **Deduplication** on the max-norm with ``dedup_tol``.
+5. **Classification** by the eigenvalues of the autograd Jacobian
+   (:func:`torch.linalg.eigvals`): ``index`` = number of eigenvalues with real part
+   ``> eig_tol``; ``stable`` when ``index == 0``, ``unstable`` (a source) when no eigenvalue
+   has real part ``< -eig_tol``, ``saddle`` otherwise. Zero eigenvalues (e.g. input genes with
+   ``dx/dt = 0``) count as neither.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._errors import GclError
+from .._utils import logger, rng
+from ._integrate import integrate, resolve_device
+
+__all__ = [
+    "FixedPoints",
+    "classify_fixed_points",
+    "find_fixed_points",
+    "fixed_point_starts",
+    "jacobian",
+]
+
+VectorField = Callable[[Any, torch.Tensor, Any], torch.Tensor]
+
+STABLE, SADDLE, UNSTABLE = "stable", "saddle", "unstable"
+_TYPE_ORDER = {STABLE: 0, SADDLE: 1, UNSTABLE: 2}
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _as_states(x: Any, name: str, n_genes: int | None = None) -> np.ndarray:
+    """A finite float64 ``(n, G)`` array (a single ``(G,)`` state becomes ``(1, G)``)."""
+    arr = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+    if arr.dtype.kind not in "fiu":
+        raise GclError(f"{name} must be numeric; got dtype {arr.dtype}.")
+    arr = np.array(arr, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise GclError(
+            f"{name} must be a non-empty (n_states, n_genes) array; got shape {arr.shape}."
+        )
+    if n_genes is not None and arr.shape[1] != n_genes:
+        raise GclError(f"{name} has {arr.shape[1]} genes (columns) but the field has {n_genes}.")
+    if not np.isfinite(arr).all():
+        raise GclError(f"{name} contains NaN or infinite values; pass finite states.")
+    return arr
+
+
+def _prepare_field(
+    field: Any, n_genes: int, args: Any, device: torch.device | None = None
+) -> VectorField:
+    """Return a float64 version of ``field`` (on ``device``, default CPU) after checking that
+    it maps (n, G) to (n, G)."""
+    device = torch.device("cpu") if device is None else device
+    if not callable(field):
+        raise GclError(
+            f"field must be callable as field(t, x, args) -> dx/dt; got {type(field).__name__}."
+        )
+    probe = torch.full((2, n_genes), 0.5, dtype=torch.float64, device=device)
+    fn = field
+    if isinstance(field, torch.nn.Module):
+        # a float64 copy without trainable parameters: the analysis never touches the original
+        fn = copy.deepcopy(field).to(device=device, dtype=torch.float64).requires_grad_(False)
+    try:
+        with torch.no_grad():
+            out = fn(0.0, probe, args)
+    except RuntimeError as err:
+        raise GclError(
+            f"the vector field cannot be evaluated on float64 states of {n_genes} genes "
+            f"({err}); the field must accept an (n, {n_genes}) float64 tensor."
+        ) from err
+    if not torch.is_tensor(out) or tuple(out.shape) != (2, n_genes):
+        shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise GclError(
+            f"the vector field returned {shape} for a (2, {n_genes}) state; it must return "
+            f"dx/dt with the same (n_cells, n_genes) shape as x."
+        )
+    if out.dtype != torch.float64:
+        logger.warning(
+            "the vector field computes in %s; fixed points are limited to its precision.", out.dtype
+        )
+        inner = fn
+
+        def fn(t: Any, x: torch.Tensor, a: Any) -> torch.Tensor:
+            return inner(t, x, a).to(torch.float64)
+
+    return fn
+
+
+def _speed(fn: VectorField, x: torch.Tensor, args: Any) -> torch.Tensor:
+    with torch.no_grad():
+        return fn(0.0, x, args).abs().amax(dim=1)
+
+
+def _jac(fn: VectorField, x: torch.Tensor, args: Any, t: float = 0.0) -> torch.Tensor:
+    """Batched Jacobian ``(n, G, G)`` of a row-wise field (each row depends on its own x only).
+
+    A closed form is used for :class:`~gclandscape.engine.SigmoidField` and for modules with a
+    ``jacobian(x)`` method (``GRNModel``) when ``args`` is None; otherwise one vectorised
+    reverse-mode pass (``torch.func.jacrev`` of the sum over rows).
+    """
+    x = x.detach()
+    fast = _closed_form_jacobian(fn, x, args)
+    if fast is not None:
+        return fast
+    try:
+        jac = torch.func.jacrev(lambda z: fn(t, z, args).sum(0))(x)  # (G_out, n, G_in)
+        return jac.permute(1, 0, 2).contiguous()
+    except (RuntimeError, NotImplementedError):  # ops without a vmap rule: one pass per output
+        xr = x.clone().requires_grad_(True)
+        y = fn(t, xr, args)
+        rows = [
+            torch.autograd.grad(y[:, i].sum(), xr, retain_graph=i < y.shape[1] - 1)[0]
+            for i in range(y.shape[1])
+        ]
+        return torch.stack(rows, dim=1)
+
+
+def _closed_form_jacobian(fn: Any, x: torch.Tensor, args: Any) -> torch.Tensor | None:
+    from ._fields import SigmoidField
+
+    if isinstance(fn, SigmoidField):
+        p = fn._override(fn.params(x), args, x)
+        s = torch.sigmoid(x @ p["W"].T + p["b"])
+        gamma = torch.broadcast_to(p["gamma"], x.shape)
+        return (p["alpha"] * s * (1.0 - s))[:, :, None] * p["W"] - torch.diag_embed(gamma)
+    if args is None and isinstance(fn, torch.nn.Module) and callable(getattr(fn, "jacobian", None)):
+        with torch.no_grad():
+            jac = fn.jacobian(x)
+        if torch.is_tensor(jac) and jac.shape == (x.shape[0], x.shape[1], x.shape[1]):
+            return jac.to(x.dtype)
+    return None
+
+
+def _jac_chunked(fn: VectorField, x: torch.Tensor, args: Any, chunk: int = 1024) -> torch.Tensor:
+    return (
+        torch.cat([_jac(fn, c, args) for c in x.split(chunk)])
+        if len(x)
+        else x.new_zeros((0, x.shape[1], x.shape[1]))
+    )
+
+
+def _leader_cluster(x: np.ndarray, tol: float, order: np.ndarray | None = None) -> np.ndarray:
+    """Labels grouping rows within ``tol`` (max-norm) of a group's leader, in ``order``.
+
+    Rows are first snapped to a grid of step ``tol`` (``np.unique``) so that thousands of
+    identical end states cost one comparison; the unique rows are then grouped greedily.
+    """
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    order = np.arange(n) if order is None else np.asarray(order)
+    key = np.round(x / tol)  # float keys: no integer overflow for huge states
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    # process unique rows in the order of their best member
+    rank = np.empty(n, dtype=int)
+    rank[order] = np.arange(n)
+    best = np.full(len(first), n, dtype=int)
+    np.minimum.at(best, inverse, rank)
+    urows = x[order[best]]  # best member's state per unique key
+    ulab = np.full(len(first), -1, dtype=int)
+    n_groups = 0
+    for u in np.argsort(best):
+        if ulab[u] >= 0:
+            continue
+        close = (np.abs(urows - urows[u]).max(axis=1) <= tol) & (ulab < 0)
+        ulab[close] = n_groups
+        n_groups += 1
+    return ulab[inverse]
+
+
+def _polish(fn: VectorField, args: Any, x0: np.ndarray, tol: float) -> tuple[np.ndarray, float]:
+    """Polish one candidate with scipy's root finder and the autograd Jacobian."""
+    from scipy.optimize import root
+
+    def fun(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return fn(0.0, torch.from_numpy(x)[None, :], args)[0].numpy()
+
+    def jac(x: np.ndarray) -> np.ndarray:
+        return _jac(fn, torch.from_numpy(x)[None, :], args)[0].numpy()
+
+    best, best_res = x0, float(np.abs(fun(x0)).max())
+    if best_res <= tol * 1e-3:
+        return best, best_res
+    for method, options in (("hybr", {"xtol": 1e-13}), ("lm", {"xtol": 1e-13, "ftol": 1e-14})):
+        with np.errstate(all="ignore"):
+            try:
+                sol = root(fun, best, jac=jac, method=method, options=options)
+            except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - scipy edge cases
+                continue
+        if np.isfinite(sol.x).all():
+            res = float(np.abs(fun(sol.x)).max())
+            if np.isfinite(res) and res < best_res:
+                best, best_res = sol.x, res
+        if best_res <= tol:
+            break
+    return best, best_res
+
+
+def _relax(
+    fn: VectorField,
+    x0: np.ndarray,
+    args: Any,
+    *,
+    t_max: float,
+    dt: float,
+    conv_tol: float,
+    nonnegative: bool,
+    device: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate all states in chunks until each one's speed is below ``conv_tol``."""
+    steps = max(1, min(200, math.ceil(t_max / dt)))
+    chunk = steps * dt
+    x = torch.as_tensor(x0, dtype=torch.float64, device=device)
+    speed = _speed(fn, x, args)
+    t = 0.0
+    while t < t_max - 1e-12:
+        active = ~(speed <= conv_tol)
+        if not bool(active.any()):
+            break
+        idx = active.nonzero().reshape(-1)
+        with torch.no_grad():
+            sol = integrate(
+                fn, x[idx], t_max=min(chunk, t_max - t), dt=dt, args=args,
+                nonnegative=nonnegative, device=x.device,
+            )  # fmt: skip
+        x[idx] = sol.x
+        speed[idx] = _speed(fn, sol.x, args)
+        t += chunk
+    return x.cpu().numpy(), speed.cpu().numpy()
+
+
+def _newton(
+    fn: VectorField, args: Any, x0: torch.Tensor, *, tol: float, n_iter: int = 50
+) -> tuple[np.ndarray, np.ndarray]:
+    """Batched Levenberg–Marquardt on ``|f(x)|²`` from many starts; returns states and speed.
+
+    Each start stops once ``max |f| <= tol``, after 4 steps that reduce ``|f|²`` by less
+    than 1 % (a local minimum of the speed with ``f != 0``, a "ghost"), or when the damping
+    blows up (no descent direction).
+    """
+    x = x0.clone()
+    with torch.no_grad():
+        F = fn(0.0, x, args)
+    sq = (F**2).sum(1)
+    sq = torch.where(torch.isfinite(sq), sq, torch.full_like(sq, math.inf))
+    lam = torch.full_like(sq, 1e-6)
+    stall = torch.zeros_like(sq, dtype=torch.long)
+    eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+    for _ in range(n_iter):
+        active = (F.abs().amax(1) > tol) & (lam < 1e6) & (stall < 4) & torch.isfinite(sq)
+        if not bool(active.any()):
+            break
+        idx = active.nonzero().reshape(-1)
+        J = _jac_chunked(fn, x[idx], args)
+        JT = J.transpose(1, 2)
+        JTJ = JT @ J
+        scale = JTJ.diagonal(dim1=1, dim2=2).mean(1).clamp_min(1e-12)
+        A = JTJ + (lam[idx] * scale)[:, None, None] * eye
+        g = (JT @ F[idx, :, None])[..., 0]
+        step = torch.linalg.solve(A, -g)
+        xn = x[idx] + step
+        with torch.no_grad():
+            Fn = fn(0.0, xn, args)
+        sqn = (Fn**2).sum(1)
+        better = torch.isfinite(sqn) & (sqn < sq[idx])
+        slow = better & (sqn > 0.99 * sq[idx])
+        stall[idx] = torch.where(slow, stall[idx] + 1, torch.where(better, 0, stall[idx]))
+        b_idx = idx[better]
+        x[b_idx] = xn[better]
+        F[b_idx] = Fn[better]
+        sq[b_idx] = sqn[better]
+        lam[idx] = torch.where(better, lam[idx] / 5.0, lam[idx] * 8.0).clamp_min(1e-12)
+    return x.cpu().numpy(), F.abs().amax(1).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------- API
+def jacobian(field: VectorField, x: Any, args: Any = None, *, t: float = 0.0) -> torch.Tensor:
+    """Batched Jacobian of a vector field by torch autograd.
+
+    Parameters
+    ----------
+    field
+        Vector field ``field(t, x, args) -> dx/dt`` on ``(n, G)`` tensors, row-wise (each
+        cell's derivative depends on that cell's state only, as for every engine field).
+    x
+        States, ``(n, G)`` or ``(G,)``; a tensor keeps its dtype (use float32 for a float32
+        module), an array is converted to float64.
+    args
+        Passed unchanged to ``field``; overrides must not be per-cell (they have to
+        broadcast over any number of rows).
+    t
+        Time passed to the field.
+
+    Returns
+    -------
+    ``(n, G, G)`` tensor ``J[k, i, j] = d f_i / d x_j`` at ``x[k]`` (target × source, like
+    ``W``). One vectorised reverse pass per chunk of 1024 states (``torch.func.jacrev``), no
+    Python loop over cells.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gclandscape.engine import LinearField
+    >>> from gclandscape.engine._fixed_points import jacobian
+    >>> jacobian(LinearField([[-1.0, 2.0], [0.0, -3.0]]), np.zeros((4, 2)))[0].tolist()
+    [[-1.0, 2.0], [0.0, -3.0]]
+    """
+    if not callable(field):
+        raise GclError(f"field must be callable as field(t, x, args); got {type(field).__name__}.")
+    if torch.is_tensor(x):
+        xt = x.detach()
+        if not xt.is_floating_point():
+            xt = xt.to(torch.float64)
+        xt = xt[None, :] if xt.ndim == 1 else xt
+        if xt.ndim != 2 or not bool(torch.isfinite(xt).all()):
+            raise GclError(f"x must be a finite (n, G) tensor; got shape {tuple(x.shape)}.")
+    else:
+        xt = torch.from_numpy(_as_states(x, "x"))
+    return _jac_chunked(field, xt, args)
+
+
+@dataclass
+class FixedPoints:
+    """Fixed points of a vector field with their stability.
+
+    Rows are sorted: stable points first (most starts first), then saddles by index, then
+    unstable points.
+
+    Attributes
+    ----------
+    states
+        ``(k, G)`` float64 states.
+    type
+        ``(k,)`` strings: ``"stable"``, ``"saddle"`` or ``"unstable"``.
+    eigenvalues
+        ``(k, G)`` complex Jacobian eigenvalues, each row sorted by decreasing real part.
+    index
+        ``(k,)`` number of unstable directions (eigenvalues with real part ``> eig_tol``);
+        index-1 saddles are the ones transition paths cross.
+    n_starts
+        ``(k,)`` number of the given starts whose forward integration ended at the point (a
+        basin-size proxy for stable points; usually 0 for saddles, found by Newton).
+    residual
+        ``(k,)`` ``max |f(x)|`` at the point after polishing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gclandscape.engine import LinearField
+    >>> from gclandscape.engine._fixed_points import find_fixed_points
+    >>> fp = find_fixed_points(LinearField([[-1.0]], c=2.0), np.array([[0.0], [5.0]]))
+    >>> fp.type.tolist(), round(float(fp.states[0, 0]), 6), fp.n_starts.tolist()
+    (['stable'], 2.0, [2])
+    """
+
+    states: np.ndarray
+    type: np.ndarray
+    eigenvalues: np.ndarray
+    index: np.ndarray
+    n_starts: np.ndarray
+    residual: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @property
+    def max_real(self) -> np.ndarray:
+        """``(k,)`` largest real part of the eigenvalues (negative for stable points)."""
+        return self.eigenvalues.real.max(axis=1) if len(self) else np.zeros(0)
+
+    @property
+    def is_stable(self) -> np.ndarray:
+        """Boolean mask of stable points."""
+        return self.type == STABLE
+
+    @property
+    def attractors(self) -> np.ndarray:
+        """``(n_stable, G)`` states of the stable points."""
+        return self.states[self.is_stable]
+
+    @property
+    def saddles(self) -> np.ndarray:
+        """``(n_saddles, G)`` states of the index-1 saddles (the ones paths go through)."""
+        return self.states[(self.type == SADDLE) & (self.index == 1)]
+
+    def select(self, mask: Any) -> FixedPoints:
+        """A new :class:`FixedPoints` with the rows in ``mask`` (boolean or indices)."""
+        m = np.asarray(mask)
+        return FixedPoints(
+            self.states[m], self.type[m], self.eigenvalues[m], self.index[m], self.n_starts[m],
+            self.residual[m],
+        )  # fmt: skip
+
+    def to_frame(self, genes: Any = None) -> Any:
+        """A pandas DataFrame: ``type``, ``index``, ``max_real``, ``n_starts``, ``residual``
+        and one column per gene (named by ``genes``, default ``x0, x1, ...``)."""
+        import pandas as pd
+
+        n_genes = self.states.shape[1]
+        genes = [f"x{i}" for i in range(n_genes)] if genes is None else [str(g) for g in genes]
+        if len(genes) != n_genes:
+            raise GclError(f"genes has {len(genes)} names but the states have {n_genes} genes.")
+        meta = pd.DataFrame(
+            {
+                "type": self.type.astype(str),
+                "index": self.index.astype(int),
+                "max_real": self.max_real,
+                "n_starts": self.n_starts.astype(int),
+                "residual": self.residual,
+            }
+        )
+        return pd.concat([meta, pd.DataFrame(self.states, columns=genes)], axis=1)
+
+
+def _classify(jac: np.ndarray, eig_tol: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if len(jac) == 0:
+        g = jac.shape[-1]
+        return np.zeros((0, g), complex), np.zeros(0, int), np.zeros(0, dtype="<U8")
+    # torch (MKL/LAPACK under torch's thread settings) rather than numpy.linalg.eigvals: with
+    # torch already holding the cores, OpenBLAS's own threads slowed 100-gene problems ~70x
+    ev = torch.linalg.eigvals(torch.from_numpy(jac)).numpy()
+    ev = np.take_along_axis(ev, np.argsort(-ev.real, axis=1, kind="stable"), axis=1)
+    n_pos = (ev.real > eig_tol).sum(1)
+    n_neg = (ev.real < -eig_tol).sum(1)
+    kind = np.where(n_pos == 0, STABLE, np.where(n_neg == 0, UNSTABLE, SADDLE)).astype("<U8")
+    return ev, n_pos.astype(int), kind
+
+
+def _build(
+    fn: VectorField,
+    args: Any,
+    states: np.ndarray,
+    residual: np.ndarray,
+    n_starts: np.ndarray,
+    eig_tol: float,
+) -> FixedPoints:
+    jac = _jac_chunked(fn, torch.from_numpy(np.ascontiguousarray(states)), args).cpu().numpy()
+    ev, index, kind = _classify(jac, eig_tol)
+    order = np.lexsort((-n_starts, index, np.array([_TYPE_ORDER[k] for k in kind], dtype=int)))
+    return FixedPoints(
+        states[order], kind[order], ev[order], index[order], n_starts[order].astype(int),
+        residual[order],
+    )  # fmt: skip
+
+
+def classify_fixed_points(
+    field: VectorField, states: Any, *, args: Any = None, eig_tol: float = 1e-7
+) -> FixedPoints:
+    """Classify given fixed points by the eigenvalues of the autograd Jacobian.
+
+    Parameters
+    ----------
+    field
+        Vector field ``field(t, x, args) -> dx/dt``.
+    states
+        ``(k, G)`` fixed points (not checked to be fixed points; ``residual`` reports
+        ``max |f|``).
+    args
+        Passed to ``field``.
+    eig_tol
+        Real parts within ``±eig_tol`` of zero count as neither stable nor unstable.
+
+    Returns
+    -------
+    :class:`FixedPoints` with ``n_starts`` = 0.
+
+    Examples
+    --------
+    >>> from gclandscape.engine import LinearField
+    >>> from gclandscape.engine._fixed_points import classify_fixed_points
+    >>> classify_fixed_points(LinearField([[1.0, 0.0], [0.0, -1.0]]), [[0.0, 0.0]]).type.tolist()
+    ['saddle']
+    """
+    x = _as_states(states, "states")
+    fn = _prepare_field(field, x.shape[1], args)
+    res = _speed(fn, torch.from_numpy(x), args).numpy()
+    return _build(fn, args, x, res, np.zeros(len(x), dtype=int), eig_tol)
+
+
+def fixed_point_starts(
+    states: Any,
+    *,
+    n_jitter: int = 1,
+    jitter: float = 0.1,
+    max_states: int = 2000,
+    attractors: Any = None,
+    n_between: int = 3,
+    nonnegative: bool = True,
+    seed: int = 0,
+) -> np.ndarray:
+    """Starting states for :func:`find_fixed_points`.
+
+    Parameters
+    ----------
+    states
+        ``(n, G)`` observed states (e.g. cells' regulator levels); a random subset of
+        ``max_states`` is kept when there are more.
+    n_jitter
+        Jittered copies of every kept state, each gene perturbed by Gaussian noise with
+        standard deviation ``jitter`` times the gene's standard deviation across ``states``
+        (or ``jitter`` for a constant gene).
+    jitter
+        Relative jitter size.
+    max_states
+        Maximal number of observed states kept.
+    attractors
+        Optional ``(k, G)`` known attractors: ``n_between`` evenly spaced points on the segment
+        between every pair are added (index-1 saddles lie on the boundaries between basins).
+    n_between
+        Points per attractor pair.
+    nonnegative
+        Clip the starts at 0 (expression levels).
+    seed
+        Seed of the subsampling and jitter.
+
+    Returns
+    -------
+    ``(m, G)`` float64 array: the kept states, their jittered copies, then the between-attractor
+    points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gclandscape.engine._fixed_points import fixed_point_starts
+    >>> x = np.random.default_rng(0).random((10, 3))
+    >>> fixed_point_starts(x, n_jitter=2, attractors=[[1, 0, 0], [0, 1, 0]], n_between=1).shape
+    (31, 3)
+    """
+    x = _as_states(states, "states")
+    if n_jitter < 0 or int(n_jitter) != n_jitter:
+        raise GclError(f"n_jitter must be a non-negative integer; got {n_jitter!r}.")
+    if max_states < 1:
+        raise GclError(f"max_states must be at least 1; got {max_states!r}.")
+    if not (math.isfinite(jitter) and jitter >= 0):
+        raise GclError(f"jitter must be a non-negative number; got {jitter!r}.")
+    gen = rng(seed)
+    if len(x) > max_states:
+        x = x[np.sort(gen.choice(len(x), max_states, replace=False))]
+    sd = x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0) * jitter
+    parts = [x] + [x + gen.normal(size=x.shape) * sd for _ in range(int(n_jitter))]
+    if attractors is not None:
+        parts.append(_between(_as_states(attractors, "attractors", x.shape[1]), n_between))
+    out = np.concatenate(parts)
+    return np.clip(out, 0.0, None) if nonnegative else out
+
+
+def _between(att: np.ndarray, n_between: int) -> np.ndarray:
+    """Points at fractions ``1/(n+1) .. n/(n+1)`` on the segment between every pair."""
+    if len(att) < 2 or n_between < 1:
+        return np.zeros((0, att.shape[1]))
+    i, j = np.triu_indices(len(att), k=1)
+    frac = np.linspace(0.0, 1.0, n_between + 2)[1:-1]
+    # midpoints first so that a cap on the number of starts keeps them
+    frac = frac[np.argsort(np.abs(frac - 0.5), kind="stable")]
+    return np.concatenate([att[i] + f * (att[j] - att[i]) for f in frac])
+
+
+def find_fixed_points(
+    field: VectorField,
+    starts: Any,
+    *,
+    args: Any = None,
+    t_max: float = 100.0,
+    dt: float = 0.1,
+    conv_tol: float = 1e-4,
+    tol: float = 1e-9,
+    dedup_tol: float = 1e-4,
+    group_tol: float = 1e-2,
+    polish: bool = True,
+    saddles: bool = True,
+    include_unstable: bool = True,
+    n_between: int = 7,
+    n_jitter: int = 4,
+    jitter: float = 0.05,
+    max_newton_starts: int = 300,
+    nonnegative: bool = False,
+    eig_tol: float = 1e-7,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> FixedPoints:
+    """Find, polish, deduplicate and classify the fixed points of a vector field.
+
+    Parameters
+    ----------
+    field
+        Vector field ``field(t, x, args) -> dx/dt`` on ``(n, G)`` tensors, differentiable by
+        torch autograd.
+    starts
+        ``(n, G)`` starting states (observed cells plus jittered states, see
+        :func:`fixed_point_starts`).
+    args
+        Passed to ``field``; overrides must broadcast over any number of rows.
+    t_max, dt
+        Longest integration time and Euler step of the forward integration.
+    conv_tol
+        A start stops integrating once ``max |f(x)| <= conv_tol``; Newton finishes it.
+    tol
+        A polished point is a fixed point when ``max |f(x)| <= tol`` (absolute, in the
+        field's units per unit time).
+    dedup_tol
+        Points closer than this (max-norm) are the same fixed point.
+    group_tol
+        Integration end states closer than this (max-norm) are finished by one Newton run;
+        the group's size is added to the ``n_starts`` of the point it reaches.
+    polish
+        Polish candidates with :func:`scipy.optimize.root`; without it the integration end
+        states and Newton results are used as they are (and ``tol`` applies to them).
+    saddles
+        Search for saddles and unstable points by Newton from between-attractor points,
+        jittered copies and a subsample of the starts (method in the module docstring).
+        ``False`` returns only what forward integration reaches (attractors).
+    include_unstable
+        Keep points with no stable direction (sources).
+    n_between, n_jitter, jitter
+        Newton starts on the segment between every pair of attractors (``n_between`` evenly
+        spaced points), plus ``n_jitter`` jittered copies of each pair's midpoint (Gaussian
+        noise of ``jitter`` times the attractors' spread per gene).
+    max_newton_starts
+        Cap on the number of Newton starts in each stage (the largest groups of end states;
+        between-attractor midpoints first).
+    nonnegative
+        Clip states at 0 during the integration and drop fixed points with a negative
+        coordinate (for expression levels; GRN fields keep the orthant invariant anyway).
+    eig_tol
+        Eigenvalues with ``|Re| <= eig_tol`` count as neither stable nor unstable.
+    seed
+        Seed of the jitter and subsampling (the integration is deterministic).
+    device
+        Device of the integration and Newton stages (``None``: CPU; ``"cuda"``, ``"auto"``);
+        polishing and classification run on the CPU. ``args`` tensors must be on this device.
+
+    Returns
+    -------
+    :class:`FixedPoints`.
+
+    Raises
+    ------
+    GclError
+        Bad starts or a field that does not map ``(n, G)`` to ``(n, G)``.
+    GclDivergenceError
+        The forward integration diverged; the message names ``dt``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gclandscape.engine import SigmoidField
+    >>> from gclandscape.engine._fixed_points import find_fixed_points
+    >>> toggle = SigmoidField([[0.0, -10.0], [-10.0, 0.0]], b=5.0)
+    >>> fp = find_fixed_points(toggle, np.random.default_rng(0).random((50, 2)))
+    >>> fp.type.tolist()
+    ['stable', 'stable', 'saddle']
+    >>> np.round(fp.states[2], 6).tolist()
+    [0.5, 0.5]
+    """
+    x0 = _as_states(starts, "starts")
+    n_genes = x0.shape[1]
+    checks = {"t_max": t_max, "dt": dt, "tol": tol, "dedup_tol": dedup_tol, "conv_tol": conv_tol}
+    for name, val in {**checks, "group_tol": group_tol}.items():
+        if not (isinstance(val, int | float) and math.isfinite(val) and val > 0):
+            raise GclError(f"{name} must be a positive number; got {val!r}.")
+    if dt > t_max:
+        raise GclError(f"dt ({dt}) must not exceed t_max ({t_max}).")
+    dev = resolve_device(device)
+    fn = _prepare_field(field, n_genes, args)  # CPU: polishing, classification
+    fn_dev = fn if dev.type == "cpu" else _prepare_field(field, n_genes, args, dev)
+    gen = rng(seed)
+
+    # 1. forward integration (attractors); end states grouped, Newton from each group's best
+    ends, speed = _relax(
+        fn_dev, x0, args, t_max=t_max, dt=dt, conv_tol=conv_tol, nonnegative=nonnegative, device=dev
+    )
+    labels = _leader_cluster(ends, group_tol, order=np.argsort(speed, kind="stable"))
+    sizes = np.bincount(labels)
+    reps = np.array(
+        [np.flatnonzero(labels == g)[np.argmin(speed[labels == g])] for g in range(len(sizes))]
+    )
+    by_size = np.argsort(-sizes, kind="stable")[:max_newton_starts]
+    if len(by_size) < len(sizes):
+        logger.info(
+            "%d groups of end states; Newton from the %d largest (raise max_newton_starts)",
+            len(sizes), len(by_size),
+        )  # fmt: skip
+    xs, res = _newton(
+        fn_dev, args, torch.as_tensor(ends[reps[by_size]], device=dev), tol=tol * 1e-2
+    )
+    px, pr, pc = _candidates(fn, args, xs, res, sizes[by_size], polish, tol, dedup_tol, nonnegative)
+
+    # 2. Newton (LM) from between-attractor points, jitter and a subsample of the starts
+    if saddles:
+        att = _merge(fn, args, px, pr, pc, dedup_tol, eig_tol).attractors
+        seeds = [_between(att, n_between)]
+        if len(att) >= 2 and n_jitter > 0:
+            spread = att.max(0) - att.min(0)
+            spread = np.where(spread > 0, spread, 1.0) * jitter
+            mids = _between(att, 1)
+            seeds.extend(mids + gen.normal(size=mids.shape) * spread for _ in range(n_jitter))
+        seeds.append(x0[gen.choice(len(x0), min(len(x0), 50), replace=False)])
+        seed_x = np.concatenate(seeds)[:max_newton_starts]
+        if nonnegative:
+            seed_x = np.clip(seed_x, 0.0, None)
+        xs, res = _newton(fn_dev, args, torch.as_tensor(seed_x, device=dev), tol=tol * 1e-2)
+        if len(px):  # points already known need no second polish
+            known = np.abs(xs[:, None, :] - px[None, :, :]).max(axis=2).min(axis=1) <= dedup_tol
+            xs, res = xs[~known], res[~known]
+        nx, nr, nc = _candidates(
+            fn, args, xs, res, np.zeros(len(xs), dtype=int), polish, tol, dedup_tol, nonnegative
+        )
+        px, pr, pc = np.concatenate([px, nx]), np.concatenate([pr, nr]), np.concatenate([pc, nc])
+    fp = _merge(fn, args, px, pr, pc, dedup_tol, eig_tol)
+    if not include_unstable:
+        fp = fp.select(fp.type != UNSTABLE)
+    logger.info(
+        "found %d fixed points (%d stable, %d saddles) from %d starts",
+        len(fp), int(fp.is_stable.sum()), int((fp.type == SADDLE).sum()), len(x0),
+    )  # fmt: skip
+    return fp
+
+
+def _candidates(
+    fn: VectorField,
+    args: Any,
+    xs: np.ndarray,
+    res: np.ndarray,
+    counts: np.ndarray,
+    polish: bool,
+    tol: float,
+    dedup_tol: float,
+    nonnegative: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Newton results → deduplicated, polished fixed points (states, residuals, start counts)."""
+    ok = res <= max(1e3 * tol, 1e-6)  # near a root: the polish finishes the job
+    xs, res, counts = xs[ok], res[ok], np.asarray(counts)[ok]
+    if len(xs) == 0:
+        return xs, res, counts.astype(int)
+    lab = _leader_cluster(xs, dedup_tol, order=np.argsort(res, kind="stable"))
+    groups = range(lab.max() + 1)
+    best = np.array([np.flatnonzero(lab == g)[np.argmin(res[lab == g])] for g in groups])
+    n = np.array([counts[lab == g].sum() for g in groups], dtype=int)
+    out, r = [], []
+    for row in xs[best]:
+        if polish:
+            p_, r_ = _polish(fn, args, row, tol)
+        else:
+            p_, r_ = row, float(_speed(fn, torch.from_numpy(row)[None], args)[0])
+        out.append(p_)
+        r.append(r_)
+    states = np.asarray(out, dtype=np.float64).reshape(len(best), xs.shape[1])
+    r = np.asarray(r, dtype=np.float64)
+    keep = r <= tol
+    if nonnegative:
+        keep &= (states >= -max(tol, 1e-9)).all(axis=1)
+    return states[keep], r[keep], n[keep]
+
+
+def _merge(
+    fn: VectorField,
+    args: Any,
+    x: np.ndarray,
+    r: np.ndarray,
+    c: np.ndarray,
+    dedup_tol: float,
+    eig_tol: float,
+) -> FixedPoints:
+    """Merge duplicates (keeping the smallest residual, summing start counts) and classify."""
+    if len(x) == 0:
+        return _build(fn, args, x, r, c, eig_tol)
+    lab = _leader_cluster(x, dedup_tol, order=np.argsort(r, kind="stable"))
+    groups = range(lab.max() + 1)
+    best = np.array([np.flatnonzero(lab == g)[np.argmin(r[lab == g])] for g in groups])
+    n = np.array([c[lab == g].sum() for g in groups])
+    return _build(fn, args, x[best], r[best], n, eig_tol)
