@@ -10,6 +10,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# torch with 2 threads spin-waits on a busy machine; passive waiting keeps tests fast
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
@@ -30,7 +32,9 @@ def pytest_configure(config):
 def shared_data() -> Path:
     """The ``../shared/data`` folder; tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real datasets not found at {SHARED_DATA} (../shared/data beside the repository)")
+        pytest.skip(
+            f"real datasets not found at {SHARED_DATA} (../shared/data beside the repository)"
+        )
     return SHARED_DATA
 
 

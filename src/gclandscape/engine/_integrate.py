@@ -43,7 +43,17 @@ class Solution:
 
 
 def resolve_device(device: str | torch.device | None, like: Any = None) -> torch.device:
-    """``None`` → the device of ``like`` (CPU for arrays); ``"auto"`` → CUDA when available."""
+    """The torch device to run on.
+
+    ``None`` → the device of ``like`` (CPU for arrays); ``"auto"`` → CUDA when available.
+
+    Examples
+    --------
+    >>> resolve_device("cpu").type
+    'cpu'
+    >>> resolve_device(None, like=torch.zeros(1)).type
+    'cpu'
+    """
     if device is None:
         return like.device if torch.is_tensor(like) else torch.device("cpu")
     if device == "auto":
