@@ -336,7 +336,7 @@ class Genome:
         sigma = self.noise if noise is None else _vec(noise, self.n_genes, "noise", 0.0)
         sol = integrate(
             self.field(),
-            x,
+            x.astype(np.float32),
             t_max=t_max,
             dt=dt,
             noise=sigma if np.any(sigma) else 0.0,

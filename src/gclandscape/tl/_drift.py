@@ -28,6 +28,23 @@ def _row_normalise(m: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix(sp.diags(1.0 / d) @ m)
 
 
+def smooth_states(x: np.ndarray, graph: sp.spmatrix, n_steps: int) -> np.ndarray:
+    """Average states over the neighbour graph ``n_steps`` times (kNN moments, as scVelo's ``Ms``).
+
+    Examples
+    --------
+    >>> import numpy as np, scipy.sparse as sp
+    >>> g = sp.csr_matrix(np.array([[0, 1.0], [1.0, 0]]))
+    >>> smooth_states(np.array([[0.0], [2.0]]), g, 1).ravel().tolist()
+    [1.0, 1.0]
+    """
+    smooth = _row_normalise(sp.csr_matrix(graph) + sp.eye(graph.shape[0], format="csr"))
+    x = np.asarray(x, dtype=np.float64)
+    for _ in range(n_steps):
+        x = smooth @ x
+    return x
+
+
 def forward_transition_matrix(
     graph: sp.spmatrix, t: np.ndarray, *, sharpness: float | None = None
 ) -> sp.csr_matrix:
@@ -128,12 +145,8 @@ def estimate_drift(
     n = x.shape[0]
     graph = sp.csr_matrix(graph)
     smooth = _row_normalise(graph + sp.eye(n, format="csr"))
-    x = np.asarray(x, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
-    for _ in range(n_smooth):
-        x = smooth @ x
-    for _ in range(time_smoothing):
-        t = smooth @ t
+    x = smooth_states(x, graph, n_smooth)
+    t = smooth_states(t, graph, time_smoothing)
     weights = _row_normalise(forward_transition_matrix(graph, t) + sp.eye(n, format="csr"))
     t_mean = weights @ t
     x_mean = weights @ x
