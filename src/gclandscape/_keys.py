@@ -63,6 +63,11 @@ class Key:
         return f"{landscape_key}_energy"
 
     @staticmethod
+    def neighbors(pseudotime_key: str) -> str:
+        """scanpy ``neighbors_key`` of the kNN graph written by ``gcl.tl.pseudotime``."""
+        return f"{pseudotime_key}_neighbors"
+
+    @staticmethod
     def params(key: str) -> str:
         """Documentation helper: parameters of a step live in ``.uns[key]["params"]``."""
         return f"{key}/params"

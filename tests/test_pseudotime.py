@@ -1,0 +1,168 @@
+"""Tests of gcl.tl.pseudotime on representations with a known time along a branching tree."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+import gclandscape as gcl
+from gclandscape._errors import GclError
+from gclandscape._keys import Key
+
+
+def _branching(n_cells: int = 600, seed: int = 0) -> ad.AnnData:
+    """A Y-shaped 3-D representation: a stem (t < 0.3) splitting into two branches.
+
+    ``obs["t"]`` is the true time along the tree; ``obs["group"]`` is stem / A / B.
+    """
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, n_cells)
+    branch = rng.integers(0, 2, n_cells)
+    pos = np.zeros((n_cells, 3))
+    pos[:, 0] = np.minimum(t, 0.3)
+    after = np.clip(t - 0.3, 0, None)
+    pos[:, 1] = np.where(branch == 0, after, 0.0)
+    pos[:, 2] = np.where(branch == 1, after, 0.0)
+    pos += rng.normal(0, 0.01, pos.shape)
+    group = np.where(t < 0.3, "stem", np.where(branch == 0, "A", "B"))
+    obs = pd.DataFrame(
+        {"t": t, "group": pd.Categorical(group)}, index=[f"c{i}" for i in range(n_cells)]
+    )
+    return ad.AnnData(obs=obs, obsm={"X_pca": pos})
+
+
+@pytest.fixture(scope="module")
+def tree() -> ad.AnnData:
+    adata = _branching()
+    gcl.tl.pseudotime(adata, root="stem", groupby="group", n_neighbors=15)
+    return adata
+
+
+def test_orders_cells_by_true_time(tree):
+    pt = tree.obs[Key.obs.pseudotime].to_numpy()
+    assert np.isfinite(pt).all()
+    assert pt.min() == 0.0
+    assert pt.max() == pytest.approx(1.0)
+    rho = spearmanr(pt, tree.obs["t"]).statistic
+    assert rho > 0.95, rho
+    med = tree.obs.groupby("group", observed=True)[Key.obs.pseudotime].median()
+    assert med["stem"] < med["A"]
+    assert med["stem"] < med["B"]
+
+
+def test_root_cell_is_the_tip_of_the_root_group(tree):
+    record = tree.uns[Key.obs.pseudotime]
+    root = record["root_index"]
+    assert tree.obs["group"].iloc[root] == "stem"
+    assert record["root_cell"] == tree.obs_names[root]
+    # the earliest ~2 % of cells by true time
+    assert tree.obs["t"].iloc[root] < 0.02, tree.obs["t"].iloc[root]
+    assert tree.obs[Key.obs.pseudotime].iloc[root] == 0.0
+
+
+def test_params_and_graph_written_without_scanpy_leftovers(tree, tmp_path):
+    record = tree.uns[Key.obs.pseudotime]
+    assert record["params"] == {
+        "root": "stem",
+        "groupby": "group",
+        "use_rep": "X_pca",
+        "n_neighbors": 15,
+        "n_dcs": 10,
+    }
+    assert record["n_unreachable"] == 0
+    assert "iroot" not in tree.uns
+    assert "X_diffmap" not in tree.obsm
+    assert "dpt_pseudotime" not in tree.obs
+    assert "neighbors" not in tree.uns
+    nk = Key.neighbors(Key.obs.pseudotime)
+    conn = tree.obsp[tree.uns[nk]["connectivities_key"]]
+    assert conn.shape == (600, 600)
+    assert conn.nnz > 0
+    assert tree.uns[nk]["params"]["n_neighbors"] == 15
+    tree.write_h5ad(tmp_path / "t.h5ad")
+    back = ad.read_h5ad(tmp_path / "t.h5ad")
+    np.testing.assert_allclose(back.obs[Key.obs.pseudotime], tree.obs[Key.obs.pseudotime])
+
+
+def test_root_as_index_and_name_give_the_same_result():
+    adata = _branching(300, seed=1)
+    start = int(np.argmin(adata.obs["t"]))
+    by_index = gcl.tl.pseudotime(adata, root=start, n_neighbors=15, copy=True)
+    by_name = gcl.tl.pseudotime(adata, root=adata.obs_names[start], n_neighbors=15, copy=True)
+    assert Key.obs.pseudotime not in adata.obs  # copy=True leaves the input alone
+    np.testing.assert_allclose(by_index.obs[Key.obs.pseudotime], by_name.obs[Key.obs.pseudotime])
+    assert by_index.uns[Key.obs.pseudotime]["root_index"] == start
+    assert by_index.obs[Key.obs.pseudotime].iloc[start] == 0.0
+    assert spearmanr(by_index.obs[Key.obs.pseudotime], adata.obs["t"]).statistic > 0.9
+    # an index from the end of the tree reverses the order
+    end = int(np.argmax(adata.obs["t"]))
+    rev = gcl.tl.pseudotime(adata, root=end, n_neighbors=15, copy=True)
+    assert spearmanr(rev.obs[Key.obs.pseudotime], adata.obs["t"]).statistic < 0
+
+
+def test_default_rep_prefers_latent():
+    adata = _branching(200, seed=2)
+    adata.obsm[Key.obsm.latent] = adata.obsm["X_pca"][:, ::-1].copy()
+    gcl.tl.pseudotime(adata, root="stem", groupby="group", n_neighbors=10, key_added="pt")
+    assert adata.uns["pt"]["params"]["use_rep"] == Key.obsm.latent
+    assert "pt" in adata.obs
+
+
+def test_pca_computed_when_no_rep():
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 1, 150))
+    genes = np.c_[t, t**2, 1 - t, np.sin(2 * t), np.cos(2 * t)] + rng.normal(0, 0.01, (150, 5))
+    adata = ad.AnnData(genes)
+    gcl.tl.pseudotime(adata, root=0, n_neighbors=10)
+    assert adata.uns[Key.obs.pseudotime]["params"]["use_rep"] == "X_pca (computed)"
+    assert Key.obsm.pca not in adata.obsm
+    assert spearmanr(adata.obs[Key.obs.pseudotime], t).statistic > 0.95
+
+
+def test_disconnected_cells_get_nan_with_warning():
+    adata = _branching(300, seed=3)
+    far = adata.obsm["X_pca"].copy()
+    far[:20] += 100.0  # an island far from everything
+    adata.obsm["X_pca"] = far
+    adata.obs["group"] = adata.obs["group"].astype(str)
+    adata.obs.iloc[:20, adata.obs.columns.get_loc("group")] = "island"
+    with pytest.warns(UserWarning, match="20 cells are not connected"):
+        gcl.tl.pseudotime(adata, root="stem", groupby="group", n_neighbors=10)
+    pt = adata.obs[Key.obs.pseudotime].to_numpy()
+    assert np.isnan(pt[:20]).all()
+    assert np.isfinite(pt[20:]).all()
+    assert adata.uns[Key.obs.pseudotime]["n_unreachable"] == 20
+
+
+def test_unknown_root_group_lists_groups():
+    adata = _branching(100)
+    with pytest.raises(GclError, match=r"root='progenitor'.*Available groups: 'A', 'B', 'stem'"):
+        gcl.tl.pseudotime(adata, root="progenitor", groupby="group")
+
+
+def test_missing_groupby_lists_columns():
+    adata = _branching(100)
+    with pytest.raises(GclError, match=r"groupby='celltype'.*'t', 'group'"):
+        gcl.tl.pseudotime(adata, root="stem", groupby="celltype")
+
+
+def test_bad_root_index_or_name():
+    adata = _branching(100)
+    with pytest.raises(GclError, match="not a cell index"):
+        gcl.tl.pseudotime(adata, root=100)
+    with pytest.raises(GclError, match="not a cell name"):
+        gcl.tl.pseudotime(adata, root="stem")
+    with pytest.raises(GclError, match="group name, a cell index"):
+        gcl.tl.pseudotime(adata, root=True)
+
+
+def test_missing_rep_lists_obsm():
+    adata = _branching(100)
+    with pytest.raises(GclError, match=r"use_rep='X_umap'.*'X_pca'"):
+        gcl.tl.pseudotime(adata, root=0, use_rep="X_umap")
+    adata.obsm["bad"] = np.full((100, 2), np.nan)
+    with pytest.raises(GclError, match="NaN"):
+        gcl.tl.pseudotime(adata, root=0, use_rep="bad")
