@@ -84,11 +84,19 @@ def test_run_writes_every_file(toy_file, tmp_path):
     result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        "grn_edges.csv",
         "qc.csv",
+        "results.h5ad",
         "summary.json",
         "umap.pdf",
         "umap.png",
     ]
+    edges = pd.read_csv(out / "grn_edges.csv")
+    assert list(edges.columns[:3]) == ["source", "target", "weight"]
+    assert set(edges["source"]) <= set(adata.var_names)
+    results = gcl.io.read(out / "results.h5ad")
+    assert "gcl_genome" in results.uns
+    assert "X_gcl" in results.obsm  # the scVI latent
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cells"] == N_CELLS
     assert summary["n_genes"] == N_GENES
@@ -100,7 +108,9 @@ def test_run_writes_every_file(toy_file, tmp_path):
     assert summary["counts"] == "layers['counts']"
     assert [s["name"] for s in summary["steps"]] == [s.name for s in PIPELINE]
     assert all(s["seconds"] >= 0 for s in summary["steps"])
-    assert summary["files"] == ["qc.csv", "umap.png", "umap.pdf", "summary.json"]
+    assert summary["files"] == [
+        "qc.csv", "grn_edges.csv", "umap.png", "umap.pdf", "results.h5ad", "summary.json",
+    ]  # fmt: skip
 
     qc = pd.read_csv(out / "qc.csv", index_col="cell")
     x = adata.X.toarray()
@@ -173,7 +183,10 @@ def test_run_on_builtin_name_without_counts(tmp_path):
     assert (summary["n_cells"], summary["n_genes"]) == (640, 11)
     assert summary["cell_types"] == {"progenitor": 320, "Ery": 80, "Gran": 80, "Mk": 80, "Mono": 80}
     assert summary["counts"] is None
-    assert summary["embedding"]["normalized"] is False
+    assert summary["recipe"]["normalized"] is False
+    assert summary["latent"].startswith("skipped")
+    assert summary["pseudotime"]["root"] == "progenitor"
+    assert summary["grn"]["mode"] == "drift"
 
 
 def test_run_pipeline_extensible_and_input_untouched(tmp_path):
@@ -183,7 +196,9 @@ def test_run_pipeline_extensible_and_input_untouched(tmp_path):
     extra = Step("extra", lambda ctx: seen.append(ctx.work.obsm["X_umap"].shape), "test step")
     ctx = run_pipeline(adata, tmp_path / "o", steps=[*PIPELINE, extra], input="toy")
     assert seen == [(N_CELLS, 2)]
-    assert [s["name"] for s in ctx.summary["steps"]] == ["qc", "embed", "plot", "extra"]
+    assert [s["name"] for s in ctx.summary["steps"]] == [
+        "qc", "recipe", "latent", "embed", "pseudotime", "grn", "plot", "save", "extra",
+    ]  # fmt: skip
     # the user's object is not modified
     assert list(adata.obs.columns) == list(before.obs.columns)
     assert adata.uns.keys() == before.uns.keys()

@@ -39,9 +39,11 @@ def write_json(data: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
-def write_table(table: pd.DataFrame, path: Path, *, index_label: str = "cell") -> Path:
-    """Write a per-cell table as CSV with the cell names in the first column."""
-    table.to_csv(path, index_label=index_label)
+def write_table(
+    table: pd.DataFrame, path: Path, *, index_label: str = "cell", index: bool = True
+) -> Path:
+    """Write a table as CSV (per-cell tables with the cell names in the first column)."""
+    table.to_csv(path, index_label=index_label if index else None, index=index)
     return path
 
 
@@ -60,11 +62,13 @@ def embedding_figure(
     coords: np.ndarray,
     *,
     labels: pd.Series | None = None,
+    values: np.ndarray | None = None,
     title: str = "",
     xlabel: str = "UMAP1",
     ylabel: str = "UMAP2",
 ):
-    """A scatter plot of a 2-D embedding, coloured by ``labels`` (categorical) when given.
+    """A scatter plot of a 2-D embedding, coloured by ``labels`` (categorical) or by continuous
+    ``values`` (with a colour bar) when given.
 
     Returns the :class:`matplotlib.figure.Figure`; nothing is shown.
     """
@@ -73,7 +77,14 @@ def embedding_figure(
     fig = Figure(figsize=(6.5, 5.0), layout="constrained")
     ax = fig.add_subplot()
     size = float(np.clip(12000 / max(len(coords), 1), 1.0, 40.0))
-    if labels is None:
+    if values is not None:
+        finite = np.isfinite(values)
+        art = ax.scatter(
+            coords[finite, 0], coords[finite, 1], s=size, c=values[finite], cmap="viridis",
+            linewidths=0, rasterized=True,
+        )  # fmt: skip
+        fig.colorbar(art, ax=ax, shrink=0.7)
+    elif labels is None:
         ax.scatter(coords[:, 0], coords[:, 1], s=size, c="0.3", linewidths=0, rasterized=True)
     else:
         cats = labels.astype("category")

@@ -44,6 +44,8 @@ class RunContext:
     out: Path
     input: str
     groupby: str | None = None
+    root: str | None = None
+    epochs: int | None = None
     seed: int = 0
     counts: Any = None  # the count matrix (layer or X), or None for non-count data
     counts_source: str | None = None
@@ -182,65 +184,151 @@ def step_qc(ctx: RunContext) -> None:
     }
 
 
-def step_embed(ctx: RunContext) -> None:
-    """normalise → log1p → HVG → PCA → neighbours → UMAP with scanpy, on a copy."""
-    import anndata as ad
+def step_recipe(ctx: RunContext) -> None:
+    """gcl.pp.recipe on a copy: QC filtering, normalisation, log1p, HVG, PCA."""
     import numpy as np
+
+    from . import pp
+
+    src = ctx.adata
+    work = src.copy()
+    if ctx.counts is None:
+        # not counts (e.g. scanpy's continuous simulations): no count model, PCA of X
+        import scanpy as sc
+
+        work.X = np.asarray(work.X, dtype=np.float32)
+        n_comps = int(min(50, work.n_obs - 1, work.n_vars - 1))
+        if n_comps >= 2:
+            sc.pp.pca(work, n_comps=n_comps, random_state=ctx.seed)
+        ctx.summary["recipe"] = {"normalized": False, "n_pcs": n_comps}
+    else:
+        if "counts" not in work.layers:
+            work.layers["counts"] = work.X.copy()
+        pp.recipe(work, n_top_genes=min(2000, work.n_vars))
+        ctx.summary["recipe"] = {
+            k: v for k, v in work.uns.get("gcl_recipe", {}).items() if k != "params"
+        }
+    if ctx.groupby is not None:
+        work.obs[ctx.groupby] = _as_categorical(work.obs[ctx.groupby])
+    ctx.work = work
+
+
+def step_latent(ctx: RunContext) -> None:
+    """Latent cell states with scVI (counts only)."""
+    from . import latent
+
+    if ctx.counts is None:
+        ctx.summary["latent"] = "skipped: the input has no counts"
+        return
+    model = latent.fit(ctx.work, max_epochs=ctx.epochs, seed=ctx.seed)
+    params = ctx.work.uns.get("gcl_latent", {})
+    ctx.summary["latent"] = {
+        "model": "scvi",
+        "n_latent": int(model.n_latent),
+        "epochs": int(params.get("epochs_trained", params.get("params", {}).get("max_epochs", 0))),
+    }
+
+
+def step_embed(ctx: RunContext) -> None:
+    """Neighbours and UMAP of the latent (or of the PCA) for the figures."""
     import scanpy as sc
 
     from ._keys import Key
 
-    src = ctx.adata
-    x = ctx.counts if ctx.counts is not None else src.X
-    work = ad.AnnData(X=x.astype(np.float32), obs=src.obs[[]].copy(), var=src.var[[]].copy())
-    if ctx.groupby is not None:
-        work.obs[ctx.groupby] = _as_categorical(src.obs[ctx.groupby])
-    params: dict[str, Any] = {"normalized": ctx.counts is not None}
-    if ctx.counts is not None:
-        sc.pp.normalize_total(work, target_sum=1e4)
-        sc.pp.log1p(work)
-    n_top = 2000
-    if work.n_vars > n_top:
-        sc.pp.highly_variable_genes(work, n_top_genes=n_top, flavor="seurat", subset=True)
-        params["n_top_genes"] = n_top
-    if work.n_vars > 50 and work.n_obs > 3:
-        n_comps = int(min(50, work.n_obs - 1, work.n_vars - 1))
-        sc.pp.pca(work, n_comps=n_comps, random_state=ctx.seed)
-        use_rep, params["n_pcs"] = Key.obsm.pca, n_comps
-    else:
-        use_rep = "X"  # few genes: the neighbours graph on the values themselves
+    work = ctx.work
+    use_rep = next((k for k in (Key.obsm.latent, Key.obsm.pca) if k in work.obsm), None)
     n_neighbors = int(min(15, max(work.n_obs - 1, 2)))
-    sc.pp.neighbors(work, n_neighbors=n_neighbors, use_rep=use_rep, random_state=ctx.seed)
-    sc.tl.umap(work, random_state=ctx.seed)
-    params.update(use_rep=use_rep, n_neighbors=n_neighbors, seed=ctx.seed)
-    ctx.work = work
-    ctx.summary["embedding"] = params
+    sc.pp.neighbors(
+        work, n_neighbors=n_neighbors, use_rep=use_rep or "X", random_state=ctx.seed,
+        key_added="gcl_umap_neighbors",
+    )  # fmt: skip
+    sc.tl.umap(work, random_state=ctx.seed, neighbors_key="gcl_umap_neighbors")
+    ctx.summary["embedding"] = {"use_rep": use_rep or "X", "n_neighbors": n_neighbors}
+
+
+def _default_root(ctx: RunContext) -> str | None:
+    if ctx.root is not None or ctx.groupby is None:
+        return ctx.root
+    groups = set(ctx.work.obs[ctx.groupby].astype(str))
+    return "progenitor" if "progenitor" in groups else None
+
+
+def step_pseudotime(ctx: RunContext) -> None:
+    """Diffusion pseudotime from the --root group (default: 'progenitor' when present)."""
+    from . import tl
+    from ._errors import GclError
+
+    root = _default_root(ctx)
+    if root is None:
+        ctx.summary["pseudotime"] = "skipped: no --root group (and no 'progenitor' group)"
+        return
+    if ctx.groupby is None:
+        raise GclError("--root needs --groupby (the obs column the root group is in).")
+    tl.pseudotime(ctx.work, root=root, groupby=ctx.groupby)
+    ctx.summary["pseudotime"] = {"root": root, "groupby": ctx.groupby}
+
+
+def step_grn(ctx: RunContext) -> None:
+    """Infer the genome (fit_grn) on the pseudotime drift, or in steady-state mode."""
+    from . import _report, get, landscape
+    from ._keys import Key
+
+    work = ctx.work
+    kwargs = {"time_key": Key.obs.pseudotime} if Key.obs.pseudotime in work.obs else {}
+    genome = landscape.fit_grn(work, seed=ctx.seed, **kwargs)
+    edges = get.grn_edges(work)
+    _report.write_table(edges, ctx.out / "grn_edges.csv", index=False)
+    ctx.files.append("grn_edges.csv")
+    params = work.uns[Key.uns.genome]["params"]
+    ctx.summary["grn"] = {
+        "mode": str(params["mode"]),
+        "n_genes": genome.n_genes,
+        "n_edges": len(edges),
+        "heldout_r2_median": round(float(params["val_r2_median"]), 3),
+    }
 
 
 def step_plot(ctx: RunContext) -> None:
-    """UMAP figure coloured by the groupby column, as PNG and PDF."""
+    """UMAP figures coloured by cell type (and by pseudotime), as PNG and PDF."""
     import numpy as np
 
     from . import _report
     from ._keys import Key
 
-    if ctx.work is None or Key.obsm.umap not in ctx.work.obsm:
-        raise RuntimeError("step 'plot' needs the UMAP of step 'embed'")
-    labels = ctx.work.obs[ctx.groupby] if ctx.groupby is not None else None
+    work = ctx.work
+    umap = np.asarray(work.obsm[Key.obsm.umap])
+    labels = work.obs[ctx.groupby] if ctx.groupby is not None else None
     title = f"{Path(ctx.input).name}: {ctx.adata.n_obs} cells"
-    fig = _report.embedding_figure(
-        np.asarray(ctx.work.obsm[Key.obsm.umap]), labels=labels, title=title
-    )
+    fig = _report.embedding_figure(umap, labels=labels, title=title)
     for path in _report.save_figure(fig, ctx.out / "umap"):
         ctx.files.append(path.name)
+    if Key.obs.pseudotime in work.obs:
+        fig = _report.embedding_figure(
+            umap, values=work.obs[Key.obs.pseudotime].to_numpy(), title=f"{title}: pseudotime"
+        )
+        for path in _report.save_figure(fig, ctx.out / "umap_pseudotime"):
+            ctx.files.append(path.name)
 
 
-#: The steps of ``gclandscape run`` in order. Later issues append (recipe, latent, GRN,
-#: landscape, knockouts) or pass their own list to :func:`run_pipeline`.
+def step_save(ctx: RunContext) -> None:
+    """Everything computed, in one .h5ad (round-trips without pickle)."""
+    from . import io
+
+    io.write(ctx.work, ctx.out / "results.h5ad")
+    ctx.files.append("results.h5ad")
+
+
+#: The steps of ``gclandscape run`` in order. Later issues append (landscape, knockouts) or
+#: pass their own list to :func:`run_pipeline`.
 PIPELINE: list[Step] = [
     Step("qc", step_qc, "per-cell QC metrics -> qc.csv"),
-    Step("embed", step_embed, "normalise, log1p, HVG, PCA, neighbours, UMAP"),
-    Step("plot", step_plot, "UMAP coloured by cell type -> umap.png, umap.pdf"),
+    Step("recipe", step_recipe, "filter, normalise, log1p, highly variable genes, PCA"),
+    Step("latent", step_latent, "scVI latent cell states"),
+    Step("embed", step_embed, "neighbours and UMAP of the latent"),
+    Step("pseudotime", step_pseudotime, "diffusion pseudotime from the root group"),
+    Step("grn", step_grn, "infer the genome (fit_grn) -> grn_edges.csv"),
+    Step("plot", step_plot, "UMAPs by cell type and pseudotime -> umap*.png, umap*.pdf"),
+    Step("save", step_save, "-> results.h5ad"),
 ]
 
 
@@ -264,6 +352,8 @@ def run_pipeline(
     out: str | Path,
     *,
     groupby: str | None = None,
+    root: str | None = None,
+    epochs: int | None = None,
     seed: int = 0,
     input: str = "AnnData",
     steps: Sequence[Step] | None = None,
@@ -278,6 +368,10 @@ def run_pipeline(
         Output folder (created if needed).
     groupby
         obs column with cell types; defaults to ``"celltype"`` when present.
+    root
+        Root group of the pseudotime (default ``"progenitor"`` when ``groupby`` has it).
+    epochs
+        scVI training epochs (default: chosen from the data size).
     seed
         Seed for everything random (PCA, neighbours, UMAP).
     input
@@ -316,7 +410,18 @@ def run_pipeline(
     groupby = _resolve_groupby(adata, groupby)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(adata=adata, out=out, input=input, groupby=groupby, seed=seed)
+    if root is not None:
+        if groupby is None:
+            raise GclError("--root needs --groupby (the obs column the root group is in).")
+        groups = sorted(set(adata.obs[groupby].astype(str)))
+        if str(root) not in groups:
+            raise GclError(
+                f"root group {root!r} is not in obs[{groupby!r}]. Available groups: "
+                f"{', '.join(groups)}."
+            )
+    ctx = RunContext(
+        adata=adata, out=out, input=input, groupby=groupby, root=root, epochs=epochs, seed=seed
+    )
     ctx.summary.update(
         input=input,
         n_cells=int(adata.n_obs),
@@ -387,8 +492,19 @@ def datasets_command() -> None:
     help="Output folder (created if needed).",
 )
 @click.option("--groupby", default=None, help="obs column with cell types [default: celltype].")
+@click.option(
+    "--root", default=None, help="Root group of the pseudotime [default: progenitor if present]."
+)
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-def run_command(input: str | None, out: Path, groupby: str | None, seed: int) -> None:
+@click.option("--epochs", default=None, type=int, help="scVI epochs [default: from data size].")
+def run_command(
+    input: str | None,
+    out: Path,
+    groupby: str | None,
+    root: str | None,
+    seed: int,
+    epochs: int | None,
+) -> None:
     """Run the main job on INPUT and write its results into --out.
 
     INPUT is a file or folder gcl.io.read understands (.h5ad, 10x .h5 or Matrix Market
@@ -413,7 +529,9 @@ def run_command(input: str | None, out: Path, groupby: str | None, seed: int) ->
             adata.n_vars,
             time.perf_counter() - start,
         )
-        ctx = run_pipeline(adata, out, groupby=groupby, seed=seed, input=label)
+        ctx = run_pipeline(
+            adata, out, groupby=groupby, root=root, epochs=epochs, seed=seed, input=label
+        )
     except GclError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:

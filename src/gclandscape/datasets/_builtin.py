@@ -71,7 +71,8 @@ def krumsiek11() -> AnnData:
         - ``obs["cell_type"]``: scanpy's original labels, unchanged;
         - ``obs["sim_trajectory"]`` and ``obs["sim_time"]``: the trajectory number and time
           step of each cell (the cell names are ``krumsiek11_t{trajectory}_{time}``);
-        - ``uns["iroot"]`` and ``uns["highlights"]`` as scanpy sets them.
+        - ``uns["iroot"]`` and ``uns["highlights"]`` as scanpy sets them (the highlights'
+          cell-index keys as strings, so the object can be written to ``.h5ad``).
 
     Examples
     --------
@@ -83,6 +84,8 @@ def krumsiek11() -> AnnData:
     ['Ery', 'Gran', 'Mk', 'Mono', 'progenitor']
     """
     adata = _scanpy_dataset("krumsiek11")
+    if "highlights" in adata.uns:  # int keys cannot be stored in .h5ad
+        adata.uns["highlights"] = {str(k): v for k, v in adata.uns["highlights"].items()}
     _add_trajectories(adata, "krumsiek11")
     original = adata.obs["cell_type"].astype(str)
     unknown = sorted(set(original) - set(KRUMSIEK11_CELLTYPES))

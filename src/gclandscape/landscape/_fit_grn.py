@@ -25,6 +25,8 @@ def _select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str
     if genes is None:
         if Key.var.regulator in adata.var and adata.var[Key.var.regulator].any():
             return list(adata.var_names[adata.var[Key.var.regulator].to_numpy(dtype=bool)])
+        if Key.var.highly_variable not in adata.var and adata.n_vars <= MAX_DEFAULT_GENES:
+            return list(adata.var_names)
         genes = MAX_DEFAULT_GENES
     if isinstance(genes, int | np.integer):
         n = int(genes)
@@ -132,7 +134,7 @@ def fit_grn(
     genes
         Genes to model: a list; an int (that many highly variable genes); or None: the
         regulators marked in ``.var["gcl_regulator"]`` if any, else at most 200 highly
-        variable genes. Zero-variance genes are dropped with a warning.
+        variable genes (all genes when there are at most 200 and no highly variable ones). Zero-variance genes are dropped with a warning.
     time_key
         ``.obs`` column with time (pseudotime, simulation time, ordered time points).
     root
