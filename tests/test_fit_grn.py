@@ -97,6 +97,11 @@ def test_mutate_leaves_original(small_fit):
         genome.develop(np.full((20, genome.n_genes), 0.4), seed=0), before
     )
     assert after[:, genome.genes.index("A")].max() < 0.05  # no production left: A decays
+    # the edited genome's fixed points: every stable one has A at 0
+    fp = ko.fixed_points(n_starts=30)
+    stable = fp[fp["type"] == "stable"]
+    assert len(stable) >= 1
+    np.testing.assert_allclose(stable["A"], 0.0, atol=1e-6)
 
 
 def test_steady_state_mode(caplog):

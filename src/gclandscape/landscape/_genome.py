@@ -45,15 +45,28 @@ def _vec(value: Any, n: int, name: str, default: float) -> np.ndarray:
     return arr
 
 
-class _EditedField:
-    """``f'(x) = factor * (f(x) + gamma x) - gamma x``: production scaled per gene."""
+def _edited_field(base: Any, gamma: np.ndarray, factor: np.ndarray):
+    """``f'(x) = factor * (f(x) + gamma x) - gamma x``: production scaled per gene.
 
-    def __init__(self, base: Any, gamma: torch.Tensor, factor: torch.Tensor):
-        self.base, self.gamma, self.factor = base, gamma, factor
+    A torch Module (built on first use, so this module imports without torch) so that
+    ``.to(dtype)`` converts the base model too, as the fixed-point search does.
+    """
+    import torch
 
-    def __call__(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
-        g = self.gamma.to(x.dtype)
-        return self.factor.to(x.dtype) * (self.base(t, x, args) + g * x) - g * x
+    class EditedField(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = base if isinstance(base, torch.nn.Module) else None
+            self._plain = None if self.base is not None else base
+            self.register_buffer("gamma", torch.as_tensor(gamma, dtype=torch.float32))
+            self.register_buffer("factor", torch.as_tensor(factor, dtype=torch.float32))
+
+        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
+            f = (self.base if self.base is not None else self._plain)(t, x, args)
+            g, k = self.gamma.to(x.dtype), self.factor.to(x.dtype)
+            return k * (f + g * x) - g * x
+
+    return EditedField()
 
 
 class Genome:
@@ -245,7 +258,6 @@ class Genome:
         >>> float(g.field()(0.0, torch.zeros(1, 1))[0, 0])
         1.0
         """
-        import torch
 
         from ..engine import SigmoidField
         from ..engine._grn import GRNModel
@@ -259,11 +271,7 @@ class Genome:
             base = base.to(device) if hasattr(base, "to") else base
         if np.all(self.production == 1.0):
             return base
-        return _EditedField(
-            base,
-            torch.as_tensor(self.gamma, dtype=torch.float32),
-            torch.as_tensor(self.production, dtype=torch.float32),
-        )
+        return _edited_field(base, self.gamma, self.production)
 
     def _clamp(self) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.clamp:
@@ -385,7 +393,7 @@ class Genome:
         field = self.field()
         clamp = self._clamp()
         if clamp is not None:
-            field = _ClampedField(field, *clamp)
+            field = _clamped_field(field, clamp[0])
             box[:, clamp[0]] = clamp[1]
         fp = find_fixed_points(field, box, seed=seed, nonnegative=True)
         return fp.to_frame(self.genes)
@@ -564,16 +572,20 @@ class Genome:
         return cls.from_dict(adata.uns[key])
 
 
-class _ClampedField:
-    """A field whose clamped genes do not move (for fixed points of overexpressed genomes)."""
+def _clamped_field(base: Any, idx: np.ndarray):
+    """A field whose clamped genes do not move (fixed points of overexpressed genomes)."""
+    import torch
 
-    def __init__(self, base: Any, idx: np.ndarray, levels: np.ndarray):
-        self.base, self.idx, self.levels = base, idx, levels
+    class ClampedField(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = base if isinstance(base, torch.nn.Module) else None
+            self._plain = None if self.base is not None else base
 
-    def __call__(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
-        f = self.base(t, x, args)
-        mask = np.ones(f.shape[-1], dtype=bool)
-        mask[self.idx] = False
-        import torch
+        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
+            f = (self.base if self.base is not None else self._plain)(t, x, args)
+            keep = torch.ones(f.shape[-1], dtype=f.dtype, device=f.device)
+            keep[torch.as_tensor(idx)] = 0.0
+            return f * keep
 
-        return f * torch.as_tensor(mask, dtype=f.dtype, device=f.device)
+    return ClampedField()
