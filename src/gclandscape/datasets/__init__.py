@@ -10,8 +10,9 @@ Functions load their module on first use so ``import gclandscape`` stays light.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "simulate": "._simulate",
@@ -33,13 +34,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._simulate import simulate
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gclandscape.datasets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,8 +8,9 @@ is imported only when these are used.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {"fit": "._model", "load": "._model", "LatentModel": "._model"}
 
@@ -19,13 +20,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._model import LatentModel, fit, load
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gclandscape.latent' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

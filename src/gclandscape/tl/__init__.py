@@ -6,8 +6,9 @@ dx/dt. Functions load their module on first use so ``import gclandscape`` stays 
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {"pseudotime": "._pseudotime", "drift": "._drift"}
 
@@ -18,13 +19,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._pseudotime import pseudotime
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gclandscape.tl' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
