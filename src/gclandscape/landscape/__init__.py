@@ -5,28 +5,23 @@ Names load their module on first use so ``import gclandscape`` stays light.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Genome": "._genome",
     "fit_grn": "._fit_grn",
+    "Landscape": "._landscape",
+    "fit_landscape": "._landscape",
 }
 
-__all__ = ["Genome", "fit_grn"]
+__all__ = ["Genome", "Landscape", "fit_grn", "fit_landscape"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._fit_grn import fit_grn
     from ._genome import Genome
+    from ._landscape import Landscape, fit_landscape
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'gclandscape.landscape' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
