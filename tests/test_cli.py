@@ -84,7 +84,10 @@ def test_run_writes_every_file(toy_file, tmp_path):
     result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
+        "attractors.csv",
         "grn_edges.csv",
+        "landscape_grid.csv",
+        "paths.csv",
         "qc.csv",
         "results.h5ad",
         "summary.json",
@@ -97,6 +100,13 @@ def test_run_writes_every_file(toy_file, tmp_path):
     results = gcl.io.read(out / "results.h5ad")
     assert "gcl_genome" in results.uns
     assert "X_gcl" in results.obsm  # the scVI latent
+    attractors = pd.read_csv(out / "attractors.csv")
+    n_att = json.loads((out / "summary.json").read_text())["landscape"]["n_attractors"]
+    assert len(attractors) == n_att >= 1
+    assert attractors["basin_fraction"].sum() == pytest.approx(1.0, abs=1e-6)
+    grid = pd.read_csv(out / "landscape_grid.csv")
+    assert list(grid.columns) == ["x", "y", "U", "U_empirical"]
+    assert np.isfinite(grid["U_empirical"]).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cells"] == N_CELLS
     assert summary["n_genes"] == N_GENES
@@ -109,7 +119,8 @@ def test_run_writes_every_file(toy_file, tmp_path):
     assert [s["name"] for s in summary["steps"]] == [s.name for s in PIPELINE]
     assert all(s["seconds"] >= 0 for s in summary["steps"])
     assert summary["files"] == [
-        "qc.csv", "grn_edges.csv", "umap.png", "umap.pdf", "results.h5ad", "summary.json",
+        "qc.csv", "grn_edges.csv", "attractors.csv", "paths.csv", "landscape_grid.csv",
+        "umap.png", "umap.pdf", "results.h5ad", "summary.json",
     ]  # fmt: skip
 
     qc = pd.read_csv(out / "qc.csv", index_col="cell")
@@ -197,7 +208,8 @@ def test_run_pipeline_extensible_and_input_untouched(tmp_path):
     ctx = run_pipeline(adata, tmp_path / "o", steps=[*PIPELINE, extra], input="toy")
     assert seen == [(N_CELLS, 2)]
     assert [s["name"] for s in ctx.summary["steps"]] == [
-        "qc", "recipe", "latent", "embed", "pseudotime", "grn", "plot", "save", "extra",
+        "qc", "recipe", "latent", "embed", "pseudotime", "grn", "landscape", "plot", "save",
+        "extra",
     ]  # fmt: skip
     # the user's object is not modified
     assert list(adata.obs.columns) == list(before.obs.columns)

@@ -14,7 +14,7 @@ def rng(seed: int | np.random.Generator | None) -> np.random.Generator:
 
     Examples
     --------
-    >>> rng(0).integers(10) == rng(0).integers(10)
+    >>> bool(rng(0).integers(10) == rng(0).integers(10))
     True
     """
     if isinstance(seed, np.random.Generator):

@@ -288,6 +288,40 @@ def step_grn(ctx: RunContext) -> None:
     }
 
 
+def step_landscape(ctx: RunContext) -> None:
+    """Attractors, saddles, paths and the quasi-potential grid -> attractors.csv, paths.csv,
+    landscape_grid.csv."""
+    import numpy as np
+    import pandas as pd
+
+    from . import landscape
+
+    land = landscape.fit_landscape(ctx.work, groupby=ctx.groupby, seed=ctx.seed)
+    land.attractors.to_csv(ctx.out / "attractors.csv", index=False)
+    land.paths.to_csv(ctx.out / "paths.csv", index=False)
+    grid = land.grid
+    yy, xx = np.meshgrid(np.asarray(grid["y"]), np.asarray(grid["x"]), indexing="ij")
+    pd.DataFrame(
+        {
+            "x": xx.ravel(),
+            "y": yy.ravel(),
+            "U": np.asarray(grid["U"]).ravel(),
+            "U_empirical": np.asarray(grid["U_empirical"]).ravel(),
+        }
+    ).to_csv(ctx.out / "landscape_grid.csv", index=False)
+    ctx.files += ["attractors.csv", "paths.csv", "landscape_grid.csv"]
+    att = land.attractors
+    ctx.summary["landscape"] = {
+        "n_attractors": len(att),
+        "attractors": {
+            str(r.label): {"basin_fraction": round(float(r.basin_fraction), 3),
+                           "purity": round(float(r.purity), 3)}
+            for r in att.itertuples()
+        },
+        "n_paths": len(land.paths),
+    }  # fmt: skip
+
+
 def step_plot(ctx: RunContext) -> None:
     """UMAP figures coloured by cell type (and by pseudotime), as PNG and PDF."""
     import numpy as np
@@ -318,7 +352,7 @@ def step_save(ctx: RunContext) -> None:
     ctx.files.append("results.h5ad")
 
 
-#: The steps of ``gclandscape run`` in order. Later issues append (landscape, knockouts) or
+#: The steps of ``gclandscape run`` in order. Later issues append (knockouts, report) or
 #: pass their own list to :func:`run_pipeline`.
 PIPELINE: list[Step] = [
     Step("qc", step_qc, "per-cell QC metrics -> qc.csv"),
@@ -327,6 +361,7 @@ PIPELINE: list[Step] = [
     Step("embed", step_embed, "neighbours and UMAP of the latent"),
     Step("pseudotime", step_pseudotime, "diffusion pseudotime from the root group"),
     Step("grn", step_grn, "infer the genome (fit_grn) -> grn_edges.csv"),
+    Step("landscape", step_landscape, "attractors, paths, quasi-potential -> *.csv"),
     Step("plot", step_plot, "UMAPs by cell type and pseudotime -> umap*.png, umap*.pdf"),
     Step("save", step_save, "-> results.h5ad"),
 ]

@@ -125,7 +125,7 @@ def toggleswitch() -> AnnData:
     >>> adata.shape
     (200, 2)
     >>> adata.obs["celltype"].value_counts().sort_index().index.tolist()
-    ['0-high', '1-high', 'progenitor']
+    ['progenitor', '0-high', '1-high']
     """
     adata = _scanpy_dataset("toggleswitch")
     _add_trajectories(adata, "toggleswitch")
