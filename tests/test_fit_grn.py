@@ -184,3 +184,12 @@ def test_prior_mask_is_honoured():
     )
     allowed = {("a", "b"), ("b", "c")}
     assert set(zip(genome.edges()["source"], genome.edges()["target"])) <= allowed
+
+
+def test_explicit_time_key_recomputes_a_stored_drift():
+    a = _toy(n=120)
+    a.obs["t2"] = a.obs["t"].to_numpy()[::-1].copy()
+    gcl.tl.drift(a, genes=["a", "b", "c"], time_key="t")
+    gcl.landscape.fit_grn(a, genes=["a", "b", "c"], time_key="t2", n_bootstrap=0)
+    assert a.uns[Key.layers.drift]["params"]["time_key"] == "t2"
+    assert a.uns[Key.uns.genome]["params"]["time_key"] == "t2"

@@ -116,9 +116,10 @@ def fit_grn(
     What the model is fitted to:
 
     - **Drift mode** (a time signal exists): the vector field is regressed on the per-cell
-      drift of :func:`gclandscape.tl.drift` — taken from ``.layers[drift_key]`` when present,
-      otherwise computed here from ``time_key``, from a pseudotime rooted in ``root`` within
-      ``groupby`` (:func:`gclandscape.tl.pseudotime`), or from ``velocity_layer``.
+      drift of :func:`gclandscape.tl.drift` — computed here from ``time_key``, from a
+      pseudotime rooted in ``root`` within ``groupby`` (:func:`gclandscape.tl.pseudotime`), or
+      from ``velocity_layer`` (overwriting ``.layers[drift_key]``); with none of them given,
+      a drift already in ``.layers[drift_key]`` is used.
     - **Steady-state mode** (no ``time_key``, ``root``, ``groupby``, ``velocity_layer`` or
       drift: one population, as in a Perturb-seq control arm): the cells fluctuate around a
       fixed point, so each gene's production is regressed on its regulators at the observed
@@ -196,6 +197,8 @@ def fit_grn(
         and bool(adata.var.loc[gene_list, f"{drift_key}_gene"].all())
     )
     wants_time = time_key is not None or root is not None or velocity_layer is not None
+    # an explicit time signal always (re)computes the drift; a stored one is used otherwise
+    have_drift = have_drift and not wants_time
     if not have_drift and not wants_time and groupby is not None:
         raise GclError(
             f"fit_grn got groupby={groupby!r} but no way to compute a drift. Give one of: "
