@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _grn_baselines as B
 import _grn_data as D
+from _machine import cpu_model
 
 #: median AUPRC ratios on the six BEELINE synthetic networks quoted in issue 4.
 ISSUE_REFERENCE = {
@@ -66,16 +67,6 @@ METRICS = ("auprc_ratio", "epr_ratio", "signed_auprc_ratio")
 
 
 # ---------------------------------------------------------------------------------- printing
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_info() -> str:
     pkgs = []
     for name in ("gclandscape", "scikit-learn", "torch", "numpy"):

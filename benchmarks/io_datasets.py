@@ -28,15 +28,7 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from _machine import cpu_model
 
 
 def best_of(func: Callable[[], object], repeat: int) -> tuple[float, object]:
