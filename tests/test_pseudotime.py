@@ -58,8 +58,8 @@ def test_root_cell_is_the_tip_of_the_root_group(tree):
     root = record["root_index"]
     assert tree.obs["group"].iloc[root] == "stem"
     assert record["root_cell"] == tree.obs_names[root]
-    # the earliest ~2 % of cells by true time
-    assert tree.obs["t"].iloc[root] < 0.02, tree.obs["t"].iloc[root]
+    # within the earliest ~4 % of cells by true time (positions carry noise of 0.01)
+    assert tree.obs["t"].iloc[root] < 0.04, tree.obs["t"].iloc[root]
     assert tree.obs[Key.obs.pseudotime].iloc[root] == 0.0
 
 
