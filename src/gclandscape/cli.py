@@ -202,8 +202,6 @@ def step_recipe(ctx: RunContext) -> None:
             sc.pp.pca(work, n_comps=n_comps, random_state=ctx.seed)
         ctx.summary["recipe"] = {"normalized": False, "n_pcs": n_comps}
     else:
-        if "counts" not in work.layers:
-            work.layers["counts"] = work.X.copy()
         pp.recipe(work, n_top_genes=min(2000, work.n_vars))
         ctx.summary["recipe"] = {
             k: v for k, v in work.uns.get("gcl_recipe", {}).items() if k != "params"
@@ -225,7 +223,7 @@ def step_latent(ctx: RunContext) -> None:
     ctx.summary["latent"] = {
         "model": "scvi",
         "n_latent": int(model.n_latent),
-        "epochs": int(params.get("epochs_trained", params.get("params", {}).get("max_epochs", 0))),
+        "epochs": int(params["epochs_trained"]),
     }
 
 

@@ -322,8 +322,8 @@ def fit_grn(
         seconds=float(result.seconds),
         device=str(device),
     )
-    adata.uns[key_added] = {"params": params}
     genome.write_to_adata(adata, key_added)
+    adata.uns[key_added]["params"] = params
     logger.info(
         "fit_grn: %d edges among %d genes (held-out R² median %.2f, %.1f s)",
         result.n_edges,

@@ -536,13 +536,7 @@ class Genome:
         >>> gcl.landscape.Genome.from_adata(a).genes
         ['A', 'B']
         """
-        params = (
-            adata.uns.get(key, {}).get("params") if isinstance(adata.uns.get(key), dict) else None
-        )
-        stored = self.to_dict()
-        if params is not None:
-            stored["params"] = params
-        adata.uns[key] = stored
+        adata.uns[key] = self.to_dict()
         idx = adata.var_names.get_indexer(self.genes)
         if (idx >= 0).all():
             import scipy.sparse as sp
