@@ -57,3 +57,16 @@ def myeloid_recipe(myeloid_default):
     adata = myeloid_default.copy()
     gcl.pp.recipe(adata, n_top_genes=500)
     return adata
+
+
+@pytest.fixture(scope="session")
+def myeloid_fitted(myeloid_recipe):
+    """``(adata, landscape)``: the default dataset with a genome fitted on the simulation
+    clock (``fit_grn(time_key="sim_time", n_bootstrap=0)``) and its landscape
+    (``fit_landscape(groupby="celltype")``). Copy the AnnData before modifying it."""
+    import gclandscape as gcl
+
+    adata = myeloid_recipe.copy()
+    gcl.landscape.fit_grn(adata, time_key="sim_time", n_bootstrap=0)
+    land = gcl.landscape.fit_landscape(adata, groupby="celltype")
+    return adata, land

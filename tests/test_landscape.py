@@ -268,14 +268,6 @@ def test_myeloid_true_network_attractors_are_the_fates(myeloid_default):
     assert set(res["paths"].columns) >= {"from", "to", "barrier_forward", "barrier_backward"}
 
 
-@pytest.fixture(scope="module")
-def myeloid_fitted(myeloid_recipe):
-    adata = myeloid_recipe.copy()
-    gcl.landscape.fit_grn(adata, time_key="sim_time", n_bootstrap=0)
-    land = gcl.landscape.fit_landscape(adata, groupby="celltype")
-    return adata, land
-
-
 @pytest.mark.slow
 def test_fitted_myeloid_genome_recovers_fates(myeloid_fitted):
     """Measured (seed 0): Ery 0.72, Mk 0.78, Gran 0.61, Mono 0.73 purity (progenitor cells

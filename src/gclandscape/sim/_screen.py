@@ -1,0 +1,296 @@
+"""Perturbation screens: many perturbations against one shared wild-type simulation.
+
+Locally with a progress bar, or on a ``dask.distributed`` cluster. With ``checkpoint`` each
+perturbation's rows are written to a Parquet file as soon as it finishes, named by a hash of
+the perturbation, the settings and the genome, so a rerun skips what is done and a screen
+that failed midway resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import GclError
+from .._keys import Key
+from .._utils import logger
+from ._perturb import (
+    N_NULL,
+    STEADY_STATE,
+    _check_n_cells,
+    _check_perturbation,
+    _fate_table,
+    _null_scores,
+    _null_signature,
+    _score,
+    _Setup,
+    _setup,
+    _Sim,
+    _simulate,
+    _tidy,
+)
+from ._perturbations import Knockout, Overexpression, Perturbation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from anndata import AnnData
+
+FATE_COLUMNS = [
+    "perturbation", "fate", "wt", "perturbed", "delta", "ci_low", "ci_high", "p_value",
+    "lost", "gained", "score", "score_pvalue",
+]  # fmt: skip
+STEADY_COLUMNS = ["perturbation", "gene", "wt", "perturbed", "log2fc", "score", "score_pvalue"]
+_KINDS = {"knockouts": Knockout, "overexpression": Overexpression}
+
+
+def _perturbations(spec: Any, genes: list[str]) -> list[Perturbation]:
+    if isinstance(spec, str):
+        if spec not in _KINDS:
+            raise GclError(
+                f"screen: unknown screen {spec!r}; use 'knockouts', 'overexpression' or a list "
+                "of gcl.sim perturbations."
+            )
+        return [_KINDS[spec](g) for g in genes]
+    if isinstance(spec, Perturbation):
+        spec = [spec]
+    perts = list(spec)
+    if not perts:
+        raise GclError("screen: the list of perturbations is empty.")
+    for p in perts:
+        _check_perturbation(p, genes)
+    names = [p.name for p in perts]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise GclError(f"screen: perturbations listed twice: {', '.join(dup)}.")
+    return perts
+
+
+def _normalise(df: pd.DataFrame, steady: bool) -> pd.DataFrame:
+    """Fixed columns and dtypes, so a table read back from Parquet equals a computed one."""
+    cols = STEADY_COLUMNS if steady else FATE_COLUMNS
+    df = df.reindex(columns=cols).reset_index(drop=True)
+    for c in cols:
+        if c in ("perturbation", "fate", "gene"):
+            df[c] = df[c].astype(str).astype(object)
+        elif c in ("lost", "gained"):
+            df[c] = df[c].astype(bool)
+        else:
+            df[c] = df[c].astype(np.float64)
+    return df
+
+
+def _screen_one(
+    setup: _Setup,
+    wt: _Sim,
+    perturbation: Perturbation,
+    n_cells: int,
+    seed: int,
+    null: np.ndarray,
+) -> pd.DataFrame:
+    """Rows of one perturbation (runs on a worker for the Dask backend)."""
+    mut = _simulate(setup, perturbation, n_cells=n_cells, seed=seed)
+    score = _score(setup, wt, mut, perturbation)
+    pval = float((1 + np.sum(null >= score)) / (1 + len(null)))
+    if setup.mode == STEADY_STATE:
+        from ._perturb import _log2fc
+
+        m_wt, m_pt = wt.end.mean(0), mut.end.mean(0)
+        df = pd.DataFrame(
+            {
+                "perturbation": perturbation.name,
+                "gene": setup.genome_obj().genes,
+                "wt": m_wt,
+                "perturbed": m_pt,
+                "log2fc": _log2fc(m_wt, m_pt),
+                "score": score,
+                "score_pvalue": pval,
+            }
+        )
+        return _normalise(df, True)
+    fates = _fate_table(wt.labels, mut.labels, setup.ref_labels, seed)
+    return _normalise(_tidy(perturbation.name, fates, score, pval), False)
+
+
+def _checkpoint_file(folder: Path, p: Perturbation, fingerprint: str) -> Path:
+    digest = hashlib.sha1(f"{fingerprint}|{p.name}".encode()).hexdigest()[:20]
+    return folder / f"{digest}.parquet"
+
+
+def _fingerprint(setup: _Setup, n_cells: int, seed: int, n_null: int) -> str:
+    genome = setup.genome_obj()
+    h = hashlib.sha1()
+    h.update(json.dumps([genome.genes, n_cells, seed, n_null, setup.mode]).encode())
+    h.update(np.ascontiguousarray(genome.W.to_numpy()).tobytes())
+    h.update(np.ascontiguousarray(setup.starts).tobytes())
+    return h.hexdigest()
+
+
+def _write_atomic(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
+def screen(
+    adata: AnnData,
+    perturbations: str | Sequence[Perturbation] = "knockouts",
+    *,
+    genome_key: str = Key.uns.genome,
+    landscape_key: str = Key.uns.landscape,
+    root: Any = None,
+    backend: str = "local",
+    client: Any = None,
+    checkpoint: str | Path | None = None,
+    n_cells: int = 1000,
+    seed: int = 0,
+    n_null: int = N_NULL,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run many perturbations against one shared wild-type simulation.
+
+    Every perturbation is simulated exactly as :func:`perturb` does (same start cells, noise,
+    fate naming and statistics; the wild type is simulated once), so a row equals the
+    corresponding :meth:`PerturbationResult.to_frame` row for the same seed. The perturbation
+    score's null is shared by perturbations of one kind and size.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with a genome and (for a developmental genome) a landscape.
+    perturbations
+        ``"knockouts"`` (every gene of the genome), ``"overexpression"`` (every gene, at twice
+        its highest observed level) or a list of perturbations.
+    genome_key, landscape_key, root, n_cells, seed, n_null
+        As in :func:`perturb`.
+    backend
+        ``"local"`` (this process, with a progress bar) or ``"dask"`` (a
+        ``dask.distributed`` cluster: ``client`` when given, else a new ``LocalCluster`` that
+        is closed afterwards).
+    client
+        A ``distributed.Client`` for ``backend="dask"``.
+    checkpoint
+        Folder for one Parquet file per finished perturbation. A rerun with the same folder,
+        genome and settings reads finished perturbations instead of simulating them.
+    progress
+        Show a progress bar (local backend).
+
+    Returns
+    -------
+    Tidy DataFrame, one row per perturbation and fate: ``perturbation``, ``fate``, ``wt``,
+    ``perturbed``, ``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``lost``, ``gained``,
+    ``score``, ``score_pvalue``. For a steady-state genome one row per perturbation and gene:
+    ``perturbation``, ``gene``, ``wt``, ``perturbed``, ``log2fc``, ``score``,
+    ``score_pvalue``.
+
+    Raises
+    ------
+    GclError
+        An unknown screen name or backend, a gene not in the genome, duplicated
+        perturbations, and everything :func:`perturb` checks. A perturbation that fails
+        re-raises after every other finished perturbation was checkpointed.
+
+    Examples
+    --------
+    >>> import anndata as ad, numpy as np, gclandscape as gcl
+    >>> toggle = gcl.landscape.Genome(["A", "B"], [[0, -10], [-10, 0]], b=5.0)
+    >>> x = np.random.default_rng(0).uniform(0, 1, (200, 2))
+    >>> adata = ad.AnnData(x)
+    >>> adata.var_names = ["A", "B"]
+    >>> adata.obs["celltype"] = np.where(x[:, 0] > x[:, 1], "A-high", "B-high")
+    >>> toggle.write_to_adata(adata)
+    >>> _ = gcl.landscape.fit_landscape(adata, groupby="celltype")
+    >>> table = gcl.sim.screen(adata, "knockouts", n_cells=100, n_null=2, progress=False)
+    >>> table.loc[table["lost"], ["perturbation", "fate"]].values.tolist()
+    [['A KO', 'A-high'], ['B KO', 'B-high']]
+    """
+    if backend not in ("local", "dask"):
+        raise GclError(f"backend must be 'local' or 'dask', got {backend!r}.")
+    if client is not None and backend != "dask":
+        raise GclError("client is used with backend='dask' only; pass backend='dask'.")
+    n_cells = _check_n_cells(n_cells)
+    setup = _setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
+    genome = setup.genome_obj()
+    perts = _perturbations(perturbations, genome.genes)
+    steady = setup.mode == STEADY_STATE
+    folder = None
+    done: dict[str, pd.DataFrame] = {}
+    fingerprint = _fingerprint(setup, n_cells, seed, n_null)
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        folder.mkdir(parents=True, exist_ok=True)
+        for p in perts:
+            f = _checkpoint_file(folder, p, fingerprint)
+            if f.exists():
+                done[p.name] = _normalise(pd.read_parquet(f), steady)
+        if done:
+            logger.info(
+                "screen: %d of %d perturbations read from %s", len(done), len(perts), folder
+            )
+    todo = [p for p in perts if p.name not in done]
+    if todo:
+        wt = _simulate(setup, None, n_cells=n_cells, seed=seed)
+        nulls: dict[tuple, np.ndarray] = {}
+        for p in todo:
+            sig = _null_signature(p)
+            if sig not in nulls:
+                nulls[sig] = _null_scores(setup, p, n_null, seed) if n_null else np.zeros(0)
+
+        def finished(p: Perturbation, df: pd.DataFrame) -> None:
+            done[p.name] = df
+            if folder is not None:
+                _write_atomic(df, _checkpoint_file(folder, p, fingerprint))
+
+        if backend == "local":
+            _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress)
+        else:
+            _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client)
+    table = pd.concat([done[p.name] for p in perts], ignore_index=True)
+    return _normalise(table, steady)
+
+
+def _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress) -> None:
+    from tqdm.auto import tqdm
+
+    for p in tqdm(todo, desc="screen", unit="perturbation", disable=not progress):
+        finished(p, _screen_one(setup, wt, p, n_cells, seed, nulls[_null_signature(p)]))
+
+
+def _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client) -> None:
+    from distributed import Client, LocalCluster, as_completed
+
+    own = client is None
+    if own:
+        cluster = LocalCluster(threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+    try:
+        setup_f, wt_f = client.scatter([setup, wt], broadcast=True)
+        futures = {
+            client.submit(
+                _screen_one, setup_f, wt_f, p, n_cells, seed, nulls[_null_signature(p)],
+                pure=False, key=f"gcl-screen-{i}-{abs(hash(p.name))}",
+            ): p
+            for i, p in enumerate(todo)
+        }  # fmt: skip
+        first_error: tuple[Perturbation, BaseException] | None = None
+        for fut in as_completed(futures):
+            p = futures[fut]
+            if fut.status == "finished":
+                finished(p, fut.result())
+            elif first_error is None:
+                first_error = (p, fut.exception())
+        if first_error is not None:
+            p, err = first_error
+            raise GclError(
+                f"screen: {p.name} failed on the cluster ({type(err).__name__}: {err}); the "
+                "finished perturbations are checkpointed when checkpoint= is given, so a rerun "
+                "resumes."
+            ) from err
+    finally:
+        if own:
+            client.close()
+            cluster.close()
