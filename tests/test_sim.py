@@ -139,6 +139,34 @@ def test_myeloid_gata1_knockout(myeloid_fitted):
     assert res.expression.loc["Gata1", "log2fc"] < -2
 
 
+@pytest.mark.slow
+def test_decoded_cells_over_all_genes(myeloid_fitted):
+    adata = myeloid_fitted[0].copy()
+    model = gcl.latent.fit(
+        adata, max_epochs=3, seed=0, accelerator="cpu", train_kwargs={"enable_progress_bar": False}
+    )
+    res = gcl.sim.perturb(
+        adata, gcl.sim.Knockout("Gata1"), root="progenitor", n_cells=200, n_null=0, model=model
+    )
+    dec = res.decoded
+    assert dec.n_vars == adata.n_vars
+    assert dec.n_obs == 400
+    assert dec.obs["condition"].value_counts().to_dict() == {"wt": 200, "perturbed": 200}
+    # log2fc over all genes: the genome's genes from the simulation, the rest decoded
+    assert res.log2fc.index.equals(adata.var_names)
+    assert res.log2fc["Gata1"] == pytest.approx(res.expression.loc["Gata1", "log2fc"])
+    assert np.isfinite(res.log2fc).all()
+    import scanpy as sc
+
+    sc.tl.rank_genes_groups(dec, "condition", reference="wt", method="wilcoxon")
+    top = sc.get.rank_genes_groups_df(dec, "perturbed")
+    assert len(top) == adata.n_vars
+    # without the model: the genome's genes only
+    plain = gcl.sim.perturb(adata, gcl.sim.Knockout("Gata1"), n_cells=50, n_null=0)
+    assert plain.decoded is None
+    assert list(plain.log2fc.index) == list(plain.expression.index)
+
+
 # ------------------------------------------------------------------------------ steady state
 @pytest.fixture(scope="module")
 def steady():

@@ -567,7 +567,8 @@ def _decode(
     )
     m_wt, m_pt = expr[:n].mean(0), expr[n:].mean(0)
     eps = 1e-5  # 0.1 per 10,000
-    fc = pd.Series(np.log2((m_pt + eps) / (m_wt + eps)), index=model.var_names, name="log2fc")
+    fc = np.log2((m_pt.astype(np.float64) + eps) / (m_wt.astype(np.float64) + eps))
+    fc = pd.Series(fc, index=model.var_names, name="log2fc")
     return decoded, fc
 
 
@@ -579,11 +580,17 @@ def _trajectories(
 
     if setup.mode == STEADY_STATE or wt.snapshots is None:
         return {}
+    from sklearn.decomposition import PCA
+
     land = Landscape.from_adata(adata, landscape_key)
     genome = setup.genome_obj()
     states, _ = _model_states(adata, genome, setup.genome_key)
-    basis = None if land.basis.startswith("pca:") else land.basis
-    _, to_basis, _, _ = _basis(adata, states, basis, seed)
+    land_seed = int(land.params.get("seed", 0))
+    if land.basis == "pca:regulators":  # the landscape's own map, even if a latent came later
+        to_basis = PCA(n_components=2, random_state=land_seed).fit(states).transform
+    else:
+        basis = None if land.basis.startswith("pca:") else land.basis
+        _, to_basis, _, _ = _basis(adata, states, basis, land_seed)
     out = {}
     for name, sim in (("wt", wt), ("perturbed", mut)):
         snaps = sim.snapshots[:, :N_TRAJ]
