@@ -95,9 +95,12 @@ class Landscape:
     path_basis
         ``(n_paths, n_points, 2)`` the forward curves mapped onto the basis.
     grid
-        ``{"x": (n,), "y": (n,), "U": (n, n), "U_empirical": (n, n)}``: the quasi-potential
-        and the empirical potential with ``U[i, j]`` at ``(x[j], y[i])`` (the layout of
-        ``matplotlib.pyplot.contourf(x, y, U)``), each shifted to a minimum of 0.
+        ``{"x": (n,), "y": (n,), "U": (n, n), "U_empirical": (n, n), "u": (n, n),
+        "v": (n, n)}``: the quasi-potential and the empirical potential with ``U[i, j]`` at
+        ``(x[j], y[i])`` (the layout of ``matplotlib.pyplot.contourf(x, y, U)``), each
+        shifted to a minimum of 0, and the genome's drift projected on the basis
+        (``u`` along ``basis_1``, ``v`` along ``basis_2``, same layout; NaN where no cells are
+        near). Landscapes stored before the drift was added have no ``"u"``/``"v"``.
     coords
         ``(n_cells, 2)`` the observed cells on the basis.
     basis
@@ -694,6 +697,51 @@ def _energy(
     }
 
 
+def _drift_grid(
+    field: Any,
+    states: np.ndarray,
+    to_basis: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    coords: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The genome's drift projected on the basis and averaged onto the grid ``(x, y)``.
+
+    At every observed state ``s`` the drift ``f(s)`` is carried through the basis map by a
+    central finite step, ``(B(s + h f) - B(s - h f)) / 2h`` (exact for a linear basis; for the
+    kNN map the step, a twentieth of the cells' spread, moves each state among its
+    neighbours), and the projected drifts of the cells are averaged onto the grid with a
+    Gaussian kernel of two grid steps (neighbours within three kernel widths,
+    :class:`sklearn.neighbors.NearestNeighbors`). Grid points with less than one cell's worth
+    of kernel weight nearby are NaN. Returns ``(u, v)``, each ``(n, n)`` like ``grid["U"]``.
+    """
+    import torch
+    from sklearn.neighbors import NearestNeighbors
+
+    with torch.no_grad():
+        f = field(0.0, torch.as_tensor(states, dtype=torch.float32), None)
+    f = np.asarray(f.numpy(), dtype=np.float64)
+    speed = np.linalg.norm(f, axis=1)
+    typical = float(np.median(speed[speed > 0])) if (speed > 0).any() else 1.0
+    h = 0.05 * float(np.linalg.norm(states.std(0)) or 1.0) / typical
+    proj = (to_basis(states + h * f) - to_basis(states - h * f)) / (2.0 * h)
+    step = np.array([x[1] - x[0], y[1] - y[0]]) if len(x) > 1 else np.ones(2)
+    step = np.where(step > 0, step, 1.0)
+    width = 2.0
+    xx, yy = np.meshgrid(x, y)
+    at = np.column_stack([xx.ravel(), yy.ravel()]) / step
+    nn = NearestNeighbors(radius=3.0 * width).fit(coords / step)
+    dist, idx = nn.radius_neighbors(at)
+    u = np.full(len(at), np.nan)
+    v = np.full(len(at), np.nan)
+    for k, (d, i) in enumerate(zip(dist, idx, strict=True)):
+        w = np.exp(-0.5 * (d / width) ** 2)
+        if w.sum() >= 1.0:
+            u[k], v[k] = (w @ proj[i]) / w.sum()
+    n = len(y), len(x)
+    return u.reshape(n), v.reshape(n)
+
+
 # ---------------------------------------------------------------------------------- API
 def fit_landscape(
     adata: AnnData,
@@ -727,6 +775,10 @@ def fit_landscape(
        PCA of the genome's model states. Simulated states reach a PCA of the model states by
        the same linear projection; any other basis by a kNN regression from model states to
        basis coordinates fitted on the observed cells.
+    5. **Drift on the basis**: the genome's drift at every observed state, carried through
+       the basis map by a small central finite step and averaged onto the same grid with a
+       Gaussian kernel (NaN where no cells are near): ``grid["u"]``, ``grid["v"]``, what
+       :func:`gclandscape.pl.vector_field` draws.
 
     The genome's coordinates: for a fitted genome, the drift states
     (``.layers["gcl_drift_state"]``) or the linear expression divided by the genome's scale;
@@ -816,6 +868,7 @@ def fit_landscape(
     att_states, sad_states = res["attractor_states"], res["saddle_states"]
     fixed_xy = to_basis(np.concatenate([att_states, sad_states]))
     energy = _energy(coords, to_basis(simulated), fixed_xy)
+    u, v = _drift_grid(field, states, to_basis, energy["x"], energy["y"], coords)
     n_att = len(att_states)
     attractors, saddles = res["attractors"], res["saddles"]
     for frame, xy, e in (
@@ -855,7 +908,7 @@ def fit_landscape(
         path_states=fwd,
         path_states_reverse=res["path_states_reverse"],
         path_basis=path_basis,
-        grid={k: energy[k] for k in ("x", "y", "U", "U_empirical")},
+        grid={**{k: energy[k] for k in ("x", "y", "U", "U_empirical")}, "u": u, "v": v},
         coords=coords,
         basis=basis_name,
         genes=genome.genes,

@@ -392,7 +392,7 @@ def _null_scores(setup: _Setup, perturbation: Perturbation, n_null: int, seed: i
     nulls = _null_perturbations(perturbation, setup.genome_obj(), n_null, seed + 7)
     if not nulls:
         return np.zeros(0)
-    n = min(N_NULL_CELLS, len(setup.starts) * 10)
+    n = N_NULL_CELLS
     wt = _simulate(setup, None, n_cells=n, seed=seed)
     return np.array(
         [_score(setup, wt, _simulate(setup, p, n_cells=n, seed=seed), p) for p in nulls]
