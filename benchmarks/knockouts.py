@@ -1,0 +1,305 @@
+"""Benchmark: single-knockout predictions of ``gcl.sim.screen`` against known outcomes.
+
+Part 1 — lost fates (issue 6 §5). For each network with known knockout outcomes
+(:mod:`_knockout_data`: the default myeloid data, three random ``simulate`` networks, BEELINE
+mCAD when ``../shared/data`` exists) the pipeline sees the data only:
+``gcl.pp.recipe`` (counts data) → ``gcl.landscape.fit_grn(genes=<regulators>, time_key=...)``
+→ ``gcl.landscape.fit_landscape(groupby=<cell types>)`` →
+``gcl.sim.screen(adata, "knockouts", root="progenitor")``. On the myeloid data a second
+variant fits the drift on a diffusion pseudotime (``fit_grn(root="progenitor",
+groupby="celltype")``) instead of the simulation clock. Each knockout's predicted lost fates
+(``lost`` rows of the screen: reached by >= 1 % of wild-type and < 1 % of perturbed cells)
+are compared with the truth: accuracy (all lost fates right, per knockout), precision and
+recall of (knockout, lost fate) pairs over the scored wild-type fates (predicted losses of
+``progenitor`` or ``novel`` are ignored). In the same run a CellOracle-style linear baseline
+(:mod:`_knockout_baselines`: per-cell-type ridge GRN on the same genes and coordinates,
+3-step shift propagation, fates of the shifted cells by the nearest observed cell-type
+centroid, the same 1 % rule) is scored on the same truth.
+
+Part 2 — steady-state check (issue 6 §2, last bullet). A random acyclic network with three
+constitutive inputs (one steady state), simulated and sampled late without its clock
+(:func:`_knockout_data.load_steady_state`), fitted by ``fit_grn`` in steady-state mode; for
+every knockout of a gene expressed at >= 0.1 in the true steady state, Pearson's r over the
+regulators between the predicted log2 fold change (``gcl.sim.perturb(...).expression``) and
+the true one (the true field developed to the knocked-out steady state), against (a) only the
+knocked-out gene changes, (b) the mean true change of the other knockouts, and the
+CellOracle-style shift of the mean state. r over all regulators, and over the regulators
+other than the knocked-out one (where (a) is undefined).
+
+Run: ``.venv/bin/python benchmarks/knockouts.py [--quick] [--skip-mcad] [--only NAME ...]``.
+``--quick``: myeloid with 1,500 cells (clock variant only), 300 simulated cells per knockout,
+no null, and the steady-state check with 1,000 cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _knockout_baselines as B
+import _knockout_data as D
+from _machine import cpu_model
+
+pd.set_option("display.width", 200)
+pd.set_option("display.max_columns", 20)
+
+
+def _fmt(v: float, spec: str = ".2f") -> str:
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
+
+
+def _lost_sets(table: pd.DataFrame, key: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for name, grp in table.groupby(key, sort=False):
+        out[str(name)] = set(grp.loc[grp["lost"], "fate"].astype(str))
+    return out
+
+
+def _model_states(adata):
+    import gclandscape as gcl
+    from gclandscape.landscape._landscape import _model_states as states
+
+    genome = gcl.landscape.Genome.from_adata(adata)
+    return states(adata, genome, "gcl_genome")[0], genome.genes
+
+
+def run_case(case: D.KnockoutCase, *, variant: str, n_sim: int, n_null: int) -> dict:
+    """Fit, screen, baseline and score one case; prints its tables and returns a summary."""
+    import gclandscape as gcl
+
+    adata = case.adata.copy()
+    t0 = time.perf_counter()
+    if case.counts:
+        gcl.pp.recipe(adata, n_top_genes=500)
+    if variant == "dpt":
+        gcl.landscape.fit_grn(
+            adata, genes=case.genes, root=case.root, groupby=case.groupby, n_bootstrap=0
+        )
+    else:
+        gcl.landscape.fit_grn(adata, genes=case.genes, time_key=case.time_key, n_bootstrap=0)
+    t_grn = time.perf_counter() - t0
+    t = time.perf_counter()
+    land = gcl.landscape.fit_landscape(adata, groupby=case.groupby)
+    t_land = time.perf_counter() - t
+    t = time.perf_counter()
+    table = gcl.sim.screen(
+        adata, "knockouts", root=case.root, n_cells=n_sim, n_null=n_null, seed=0, progress=False
+    )
+    t_screen = time.perf_counter() - t
+    table["gene"] = table["perturbation"].str.removesuffix(" KO")
+    ours = _lost_sets(table, "gene")
+
+    t = time.perf_counter()
+    x, genes = _model_states(adata)
+    base = B.celloracle_screen(x, adata.obs[case.groupby].astype(str).to_numpy(), genes)
+    t_base = time.perf_counter() - t
+    ridge = _lost_sets(base, "gene")
+
+    s_ours = D.score_knockouts(ours, case.truth_lost, case.fates)
+    s_base = D.score_knockouts(ridge, case.truth_lost, case.fates)
+    label = f"{case.name} ({'diffusion pseudotime' if variant == 'dpt' else case.time_key})"
+    print(f"\n== {label}: {adata.n_obs} cells, {len(genes)} regulators, fates {case.fates}")
+    for note in case.notes:
+        print(f"   note: {note}")
+    print(
+        f"   fit_grn {t_grn:.0f} s, fit_landscape {t_land:.0f} s, screen {t_screen:.0f} s "
+        f"({len(genes)} KOs × {n_sim} cells, n_null={n_null}), ridge baseline {t_base:.1f} s"
+    )
+    # long pattern names ("g004+g000+g003") are shown as F1, F2, ... in the table
+    alias = {f: f for f in case.fates}
+    if max(len(f) for f in case.fates) > 12:
+        alias = {f: f"F{i + 1}" for i, f in enumerate(case.fates)}
+        print("   fate aliases: " + ", ".join(f"{a} = {f}" for f, a in alias.items()))
+
+    att = land.attractors
+    print(
+        "   attractors: "
+        + ", ".join(f"{alias.get(r.label, r.label)} ({r.basin_fraction:.2f}, purity {r.purity:.2f})"
+                    for r in att.itertuples())
+    )  # fmt: skip
+
+    def show(s: set[str]) -> str:
+        scored = sorted(alias[f] for f in s & set(case.fates))
+        extra = sorted(s - set(case.fates))
+        txt = ",".join(scored) or "-"
+        return txt + (f" (+{','.join(extra)})" if extra else "")
+
+    rows = []
+    for g in case.truth_lost:
+        tr = case.truth_lost[g] & set(case.fates)
+        o, r = ours.get(g, set()), ridge.get(g, set())
+        rows.append(
+            {
+                "knockout": g,
+                "true lost": show(tr),
+                "gcl lost": show(o),
+                "gcl ok": "yes" if (o & set(case.fates)) == tr else "NO",
+                "ridge lost": show(r),
+                "ridge ok": "yes" if (r & set(case.fates)) == tr else "NO",
+            }
+        )
+    wt = table.drop_duplicates("fate").set_index("fate")["wt"]
+    wt_txt = ", ".join(f"{alias.get(f, f)} {v:.2f}" for f, v in wt.items())
+    print(f"   simulated wild-type fates (gcl): {wt_txt}")
+    reached = [f for f in case.fates if wt.get(f, 0.0) >= D.MIN_FRACTION]
+    if len(reached) < len(case.fates):
+        missing = [alias[f] for f in case.fates if f not in reached]
+        print(f"   the fitted genome's wild type does not reach {missing}: they cannot be lost")
+    print(pd.DataFrame(rows).to_string(index=False))
+    print(f"   {'method':<22}{'accuracy':>12}{'precision':>11}{'recall':>8}")
+    for name, s in (("gcl.sim.screen", s_ours), ("CellOracle-style ridge", s_base)):
+        print(
+            f"   {name:<22}{s['n_right']:>5}/{s['n']:<2} {s['accuracy']:.2f}"
+            f"{_fmt(s['precision']):>11}{_fmt(s['recall']):>8}"
+        )
+    return {
+        "case": label,
+        "reached": f"{len(reached)}/{len(case.fates)}",
+        "gcl": s_ours,
+        "ridge": s_base,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def steady_state(*, n_cells: int, n_genes: int = 12, seed: int = 0, n_sim: int = 500) -> dict:
+    import gclandscape as gcl
+
+    t0 = time.perf_counter()
+    adata, _net, true = D.load_steady_state(n_genes, n_cells=n_cells, seed=seed)
+    gcl.pp.recipe(adata, n_top_genes=200)
+    genes = [str(g) for g in adata.uns["gcl_truth"]["regulators"]]
+    gcl.landscape.fit_grn(adata, genes=genes, n_bootstrap=0)
+    mode = adata.uns["gcl_genome"]["params"]["mode"]
+    t_fit = time.perf_counter() - t0
+    # score knockouts that change something: genes expressed at >= 0.1 in the true steady state
+    import torch
+
+    from gclandscape.datasets._simulate import field_from_truth
+    from gclandscape.engine import integrate
+
+    truth = adata.uns["gcl_truth"]
+    x_wt = integrate(
+        field_from_truth(truth),
+        torch.as_tensor(np.asarray(truth["initial"])[None]),
+        t_max=60.0,
+        dt=0.05,
+    ).x.numpy()[0]
+    scored = [g for g, v in zip(genes, x_wt) if v >= 0.1]
+    true = true.loc[scored, genes]
+    t = time.perf_counter()
+    pred = {}
+    for g in scored:
+        res = gcl.sim.perturb(adata, gcl.sim.Knockout(g), n_cells=n_sim, n_null=0, decode=False)
+        pred[g] = res.expression["log2fc"].reindex(genes).to_numpy()
+    t_pert = time.perf_counter() - t
+    ours = pd.DataFrame(pred, index=genes).T
+    x, model_genes = _model_states(adata)
+    ridge = B.celloracle_log2fc(x, model_genes).reindex(index=genes, columns=genes)
+    methods = {
+        "gcl.sim.perturb": ours,
+        "only the KO gene": B.only_target_log2fc(genes),
+        "mean of other KOs": B.mean_others_log2fc(true),
+        "CellOracle-style ridge": ridge,
+    }
+    print(
+        f"\n== steady state: {n_genes}-gene acyclic network, {adata.n_obs} cells, fit_grn mode "
+        f"{mode!r} ({t_fit:.0f} s incl. simulation), perturb {t_pert:.0f} s for "
+        f"{len(scored)} knockouts × {n_sim} cells"
+    )
+    print(f"   true steady state: {dict(zip(genes, np.round(x_wt, 2)))}")
+    per = pd.DataFrame({name: B.pearson_rows(p, true) for name, p in methods.items()}).round(2)
+    per.index.name = "knockout"
+    print("   Pearson r over all regulators, per knockout:")
+    print(per.to_string())
+    summary = []
+    for name, p in methods.items():
+        r_all = B.pearson_rows(p, true)
+        r_oth = B.pearson_rows(p, true, exclude_self=True)
+        summary.append(
+            {
+                "method": name,
+                "median r (all genes)": _fmt(float(r_all.median())),
+                "median r (other genes)": _fmt(float(r_oth.median()) if r_oth.notna().any()
+                                               else float("nan")),
+                "n": int(r_all.notna().sum()),
+            }
+        )  # fmt: skip
+    summary = pd.DataFrame(summary)
+    print(summary.to_string(index=False))
+    return {"table": summary, "n": len(scored), "seconds": time.perf_counter() - t0}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--skip-mcad", action="store_true")
+    parser.add_argument("--skip-steady", action="store_true")
+    parser.add_argument(
+        "--only", nargs="*", default=None,
+        help="subset of: myeloid myeloid-pseudotime random mcad",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    import torch
+
+    t_all = time.perf_counter()
+    print(f"machine: {cpu_model()}, torch threads {torch.get_num_threads()}")
+    only = set(args.only) if args.only is not None else None
+    want = lambda k: only is None or k in only  # noqa: E731
+    n_sim = 300 if args.quick else 1000
+    n_null = 0
+    results = []
+    if want("myeloid") or want("myeloid-pseudotime"):
+        case = D.load_myeloid(n_cells=1500 if args.quick else 3000)
+        if want("myeloid"):
+            results.append(run_case(case, variant="time", n_sim=n_sim, n_null=n_null))
+        if want("myeloid-pseudotime") and not args.quick:
+            results.append(run_case(case, variant="dpt", n_sim=n_sim, n_null=n_null))
+    if want("random") and not args.quick:
+        for n, first in D.RANDOM_CASES:
+            seed = D.select_random_seed(n, first)
+            case = D.load_random(n, seed)
+            results.append(run_case(case, variant="time", n_sim=n_sim, n_null=n_null))
+    if want("mcad") and not args.skip_mcad and not args.quick:
+        try:
+            case = D.load_mcad()
+        except D.DatasetUnavailable as err:
+            print(f"\n== mCAD skipped: {err}")
+        else:
+            results.append(run_case(case, variant="time", n_sim=n_sim, n_null=n_null))
+    ss = None
+    if not args.skip_steady and only is None:
+        ss = steady_state(n_cells=1000 if args.quick else 2000, n_sim=200 if args.quick else 500)
+
+    # ------------------------------------------------------------------ summary
+    print("\n" + "=" * 100)
+    print("SUMMARY (paste into benchmarks/README.md)\n")
+    print("| network (drift from) | fates reached by gcl's wild type | gcl accuracy | "
+          "gcl precision | gcl recall | ridge accuracy | ridge precision | ridge recall | "
+          "seconds |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        g, b = r["gcl"], r["ridge"]
+        print(
+            f"| {r['case']} | {r['reached']} | {g['n_right']}/{g['n']} | {_fmt(g['precision'])} | "
+            f"{_fmt(g['recall'])} | {b['n_right']}/{b['n']} | {_fmt(b['precision'])} | "
+            f"{_fmt(b['recall'])} | {r['seconds']:.0f} |"
+        )
+    if ss is not None:
+        print(f"\nSteady-state check: Pearson r of predicted vs true log2FC, median over "
+              f"{ss['n']} knockouts\n")  # fmt: skip
+        print("| method | median r (all genes) | median r (other genes) |")
+        print("|---|---|---|")
+        for row in ss["table"].itertuples(index=False):
+            print(f"| {row[0]} | {row[1]} | {row[2]} |")
+    print(f"\ntotal {time.perf_counter() - t_all:.0f} s" + (" (--quick)" if args.quick else ""))
+
+
+if __name__ == "__main__":
+    main()
