@@ -138,3 +138,129 @@ def test_boolean_toggle_switch_reaches_two_fates():
     b_wins = x[:, 1] - x[:, 0] > 0.5
     assert (a_wins | b_wins).mean() > 0.95
     assert 0.3 < a_wins.mean() < 0.7
+
+
+# ---------------------------------------------------------------- the in-place kernel
+# integrate() runs an allocation-free in-place loop unless autograd must follow the states;
+# with x0 requiring gradients it runs the plain out-of-place loop. Both must give the same
+# values, bit for bit, for every kind of noise, clamp and override.
+
+
+def _sigmoid_case(n_genes: int = 6, seed: int = 0) -> SigmoidField:
+    gen = np.random.default_rng(seed)
+    return SigmoidField(
+        gen.normal(0, 2, (n_genes, n_genes)),
+        b=gen.normal(0, 1, n_genes),
+        alpha=gen.uniform(0.5, 2, n_genes),
+        gamma=gen.uniform(0.5, 2, n_genes),
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"noise": 0.0},
+        {"noise": 0.2},
+        {"noise": [0.0, 0.1, 0.2, 0.3, 0.1, 0.05]},
+        {"noise": lambda t, x, a: 0.1 * torch.sqrt(x + 0.01)},
+        {"noise": 0.1, "clamp": ([1, 3], [0.0, 2.0]), "n_save": 4},
+        {"noise": 0.1, "args": {"alpha": torch.full((40, 6), 0.7)}},
+        {"noise": 0.1, "nonnegative": False},
+    ],
+    ids=["ode", "scalar", "per-gene", "callable", "clamp", "args", "signed"],
+)
+def test_inplace_kernel_equals_out_of_place_steps(kw, dtype):
+    f = _sigmoid_case()
+    x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    fast = integrate(f, x0, t_max=2.0, dt=0.05, seed=5, **kw)
+    slow = integrate(f, x0.clone().requires_grad_(True), t_max=2.0, dt=0.05, seed=5, **kw)
+    assert not fast.x.requires_grad
+    assert slow.x.requires_grad
+    assert torch.equal(fast.x, slow.x.detach())
+    if "n_save" in kw:
+        assert torch.equal(fast.xs, slow.xs.detach())
+    assert float(fast.x.std()) > 0.05  # the dynamics moved the cells
+
+
+def test_inplace_kernel_per_cell_clamp_and_generic_field():
+    net = parse_rules("A = not B\nB = not A and C\nC = A or B")
+    f = BooleanHillField.from_network(net)
+    x0 = torch.rand(30, 3, generator=torch.Generator().manual_seed(2))
+    mask = torch.zeros(30, 3, dtype=torch.bool)
+    mask[:10, 1] = True
+    kw = {"t_max": 3.0, "dt": 0.05, "noise": 0.1, "clamp": (mask, 0.0), "seed": 1}
+    fast = integrate(f, x0, **kw)
+    slow = integrate(f, x0.clone().requires_grad_(True), **kw)
+    assert torch.equal(fast.x, slow.x.detach())
+    assert float(fast.x[:10, 1].abs().max()) == 0.0
+    assert float(fast.x[10:, 1].max()) > 0.0
+
+
+def test_prefetched_noise_equals_serial_draws(monkeypatch):
+    import gclandscape.engine._integrate as integ
+
+    f = _sigmoid_case(4)
+    x0 = np.random.default_rng(3).uniform(0, 1, (500, 4)).astype(np.float32)
+    kw = {"t_max": 1.0, "dt": 0.05, "noise": 0.2, "seed": 7, "n_save": 3}
+    monkeypatch.setattr(integ, "PREFETCH_MIN", 0)  # background thread for this small batch
+    a, b = integrate(f, x0, **kw), integrate(f, x0, **kw)
+    other = integrate(f, x0, **{**kw, "seed": 8})
+    monkeypatch.setattr(integ, "PREFETCH_MIN", 2**62)  # drawn in the loop
+    c = integrate(f, x0, **kw)
+    assert torch.equal(a.x, b.x)
+    assert torch.equal(a.xs, b.xs)
+    assert torch.equal(a.x, c.x)
+    assert torch.equal(a.xs, c.xs)
+    assert not torch.equal(a.x, other.x)
+    monkeypatch.setattr(integ, "PREFETCH_MIN", 0)
+    with pytest.raises(GclDivergenceError):  # the thread stops when the loop raises
+        integrate(LinearField([[5.0]]), np.ones((4, 1)), t_max=1000.0, dt=0.5, noise=0.1)
+
+
+@pytest.mark.parametrize("shape", [(5, 1), (1, 5)])
+def test_numpy_input_is_not_mutated_by_the_inplace_loop(shape):
+    x0 = np.full(shape, 0.5, dtype=np.float32)  # torch.as_tensor shares this memory
+    sol = integrate(LinearField(-np.eye(shape[1])), x0, t_max=1.0, dt=0.1, noise=0.1)
+    assert np.all(x0 == 0.5)
+    assert not np.allclose(sol.x.numpy(), 0.5)
+
+
+def test_divergence_check_has_no_false_alarm_on_huge_finite_states():
+    # the float64 sum overflows here; the exact elementwise test must then clear it
+    x0 = np.full((4, 2), 1e308)
+    sol = integrate(LinearField(np.zeros((2, 2))), x0, t_max=1.0, dt=0.1, nonnegative=False)
+    assert np.all(sol.x.numpy() == 1e308)
+
+
+def test_gradients_flow_through_integrate():
+    x0 = torch.ones(3, 1, requires_grad=True)
+    sol = integrate(LinearField([[-1.0]]), x0, t_max=1.0, dt=0.1, nonnegative=False)
+    sol.x.sum().backward()
+    np.testing.assert_allclose(x0.grad.numpy(), 0.9**10, rtol=1e-6)  # (1 - h)^n per cell
+
+    class Decay(torch.nn.Module):  # a field whose parameter needs a gradient
+        def __init__(self):
+            super().__init__()
+            self.k = torch.nn.Parameter(torch.tensor(1.0))
+
+        def forward(self, t, x, args=None):
+            return -self.k * x
+
+    field = Decay()
+    out = integrate(field, np.ones((2, 1)), t_max=1.0, dt=0.1, nonnegative=False)
+    out.x.sum().backward()
+    # d/dk of 2 (1 - k h)^n at k = 1: -2 n h (1 - h)^(n - 1)
+    np.testing.assert_allclose(float(field.k.grad), -2 * 10 * 0.1 * 0.9**9, rtol=1e-5)
+
+
+def test_sigmoid_drift_gene_major_equals_call():
+    f = _sigmoid_case(5)
+    x = torch.rand(7, 5, dtype=torch.float64)
+    xt = x.T.contiguous()
+    out, work = torch.empty_like(xt), torch.empty_like(xt)
+    alpha = torch.rand(7, 5, dtype=torch.float64)
+    for args in (None, {"alpha": alpha}):
+        f._drift_gm(0.0, xt, args, out, work)
+        assert torch.equal(out.T, f(0.0, xt.T, args))  # the layout integrate passes
+        torch.testing.assert_close(out.T, f(0.0, x, args))

@@ -142,6 +142,30 @@ class SigmoidField(_Field):
         z = torch.addmm(p["b"][:, None], p["W"], x.T)
         return p["alpha"] * torch.sigmoid(z).T - p["gamma"] * x
 
+    def _drift_gm(
+        self, t: float, xt: torch.Tensor, args: Any, out: torch.Tensor, work: torch.Tensor
+    ) -> None:
+        """The drift written gene-major into ``out`` (``(n_genes, n_cells)``), no allocation.
+
+        ``xt`` is the gene-major state and ``work`` a scratch buffer of its shape; the values
+        equal ``self(t, xt.T, args).T`` operation for operation. Used by
+        :func:`~gclandscape.engine.integrate`.
+        """
+        p = self._override(self.params(xt), args, xt)
+        torch.addmm(_gene_major(p["b"]), p["W"], xt, out=out)
+        out.sigmoid_()
+        out.mul_(_gene_major(p["alpha"]))
+        torch.mul(xt, _gene_major(p["gamma"]), out=work)
+        out.sub_(work)
+
+
+def _gene_major(v: torch.Tensor) -> torch.Tensor:
+    """A parameter (scalar, per-gene vector or per-cell ``(n_cells, n_genes)`` array) laid
+    out to broadcast against a gene-major ``(n_genes, n_cells)`` state."""
+    if v.ndim == 1:
+        return v[:, None]
+    return v.T if v.ndim == 2 else v
+
 
 class BooleanHillField(_Field):
     """Soft Boolean logic with Hill-function inputs, compiled once into tensor operations.

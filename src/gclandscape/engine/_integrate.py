@@ -115,6 +115,68 @@ def _as_clamp(clamp: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] 
     return mask, full
 
 
+#: Batches of at least this many values draw their noise in a background thread.
+PREFETCH_MIN = 2**18
+
+
+class _Normals:
+    """Standard normal draws shaped like the gene-major state, one per step, in generator order.
+
+    For large batches on the CPU a background thread fills the next buffer while the current
+    step computes (torch releases the GIL inside its kernels): the draws are the same values
+    in the same order as ``buf.normal_(generator=gen)`` step after step, so seeding is
+    unchanged, but drawing noise (a serial Mersenne-Twister stream) overlaps the matrix
+    product instead of adding to it. ``next()`` returns a buffer, ``release()`` gives it back.
+    """
+
+    def __init__(self, like: torch.Tensor, gen: torch.Generator, n_draws: int) -> None:
+        self.gen = gen
+        self.thread = None
+        prefetch = n_draws > 1 and like.device.type == "cpu" and like.numel() >= PREFETCH_MIN
+        n_buf = 2 if prefetch else min(n_draws, 1)
+        self.bufs = [torch.empty_like(like) for _ in range(n_buf)]
+        if prefetch:
+            import queue
+            import threading
+
+            self.free: queue.Queue = queue.Queue()
+            self.ready: queue.Queue = queue.Queue()
+            for b in self.bufs:
+                self.free.put(b)
+            self.thread = threading.Thread(target=self._fill, args=(n_draws,), daemon=True)
+            self.thread.start()
+
+    def _fill(self, n_draws: int) -> None:
+        try:
+            with torch.no_grad():
+                for _ in range(n_draws):
+                    buf = self.free.get()
+                    if buf is None:
+                        return
+                    buf.normal_(generator=self.gen)
+                    self.ready.put(buf)
+        except BaseException as err:  # pragma: no cover - handed to the consumer
+            self.ready.put(err)
+
+    def next(self) -> torch.Tensor:
+        if self.thread is None:
+            return self.bufs[0].normal_(generator=self.gen)
+        buf = self.ready.get()
+        if isinstance(buf, BaseException):  # pragma: no cover
+            raise buf
+        return buf
+
+    def release(self, buf: torch.Tensor) -> None:
+        if self.thread is not None:
+            self.free.put(buf)
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.free.put(None)
+            self.thread.join()
+            self.thread = None
+
+
 def _randn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     n_cells, n_genes = x.shape
     return torch.randn((n_genes, n_cells), generator=gen, device=x.device, dtype=x.dtype).T
@@ -181,6 +243,16 @@ def integrate(
     ------
     GclDivergenceError
         The state became NaN or infinite; the message names ``dt`` and the time reached.
+
+    Notes
+    -----
+    The state is kept gene-major and updated in place in preallocated buffers (a
+    :class:`~gclandscape.engine.SigmoidField` step is one ``addmm`` plus a few in-place
+    passes); for large CPU batches the next step's noise is drawn in a background thread
+    while the current step computes. Neither changes a value: a seed gives the same paths as
+    the plain out-of-place Euler–Maruyama loop. That plain loop (which autograd can follow)
+    runs instead when gradients are wanted: grad mode on and ``x0`` requiring gradients or
+    ``field`` a ``torch.nn.Module`` with parameters that do; otherwise no graph is recorded.
 
     Examples
     --------
@@ -276,30 +348,152 @@ def _integrate(
         if 0 in save_at:
             xs[save_at[0]] = x
 
-    def check(step: int) -> None:
-        if not bool(torch.isfinite(x).all()):
+    run = _Run(
+        field=field, args=args, h=h, sqrt_h=sqrt_h, n_steps=n_steps, gen=gen,
+        noise_fn=noise_fn, sigma=sigma, clamp=cl, nonnegative=nonnegative,
+        check_every=check_every, save_at=save_at, xs=xs,
+    )  # fmt: skip
+    if _needs_autograd(field, x):
+        x = _loop_autograd(run, x)
+    else:
+        with torch.no_grad():
+            x = _loop_inplace(run, x)
+    return Solution(x=x.contiguous(), ts=ts, xs=xs, dt=h, n_steps=n_steps)
+
+
+@dataclass
+class _Run:
+    """What one integration loop needs (set up once by :func:`_integrate`)."""
+
+    field: VectorField
+    args: Any
+    h: float
+    sqrt_h: float
+    n_steps: int
+    gen: torch.Generator
+    noise_fn: Callable[[float, torch.Tensor, Any], torch.Tensor] | None
+    sigma: torch.Tensor | None
+    clamp: tuple[torch.Tensor, torch.Tensor] | None
+    nonnegative: bool
+    check_every: int
+    save_at: dict[int, int]
+    xs: torch.Tensor | None
+
+    def check(self, x: torch.Tensor, step: int) -> None:
+        x = x.detach()
+        # A float64 sum is finite exactly when every element is (it cannot overflow for float32
+        # states) and costs one read pass; the elementwise test only confirms a non-finite sum.
+        if not math.isfinite(float(x.sum(dtype=torch.float64))) and not bool(
+            torch.isfinite(x).all()
+        ):
+            h = self.h
             raise GclDivergenceError(
                 f"the integration diverged (NaN or infinite values) by t = {step * h:.4g} "
-                f"(step {step} of {n_steps}) with dt = {h:.4g}; retry with a smaller dt "
+                f"(step {step} of {self.n_steps}) with dt = {h:.4g}; retry with a smaller dt "
                 f"(for example dt = {h / 10:.3g}) or check the vector field for blow-up."
             )
 
-    for step in range(1, n_steps + 1):
+
+def _needs_autograd(field: VectorField, x: torch.Tensor) -> bool:
+    """Whether the caller can differentiate through the result (then no in-place updates)."""
+    if not torch.is_grad_enabled():
+        return False
+    if x.requires_grad:
+        return True
+    return isinstance(field, torch.nn.Module) and any(p.requires_grad for p in field.parameters())
+
+
+def _loop_autograd(run: _Run, x: torch.Tensor) -> torch.Tensor:
+    """Out-of-place steps, so autograd can follow them (``x0`` or the field needs gradients)."""
+    h, sqrt_h, cl = run.h, run.sqrt_h, run.clamp
+    for step in range(1, run.n_steps + 1):
         t = (step - 1) * h
-        drift = field(t, x, args)
-        if noise_fn is not None:
-            g = noise_fn(t, x, args)
-            x = x + drift * h + g * sqrt_h * _randn(x, gen)
+        drift = run.field(t, x, run.args)
+        if run.noise_fn is not None:
+            g = run.noise_fn(t, x, run.args)
+            x = x + drift * h + g * sqrt_h * _randn(x, run.gen)
         else:
             x = x + drift * h
-        if sigma is not None:
-            x = x + sigma * _randn(x, gen)
-        if nonnegative:
+        if run.sigma is not None:
+            x = x + run.sigma * _randn(x, run.gen)
+        if run.nonnegative:
             x = x.clamp_min(0.0)
         if cl is not None:
             x = torch.where(cl[0], cl[1], x)
-        if step % check_every == 0 or step == n_steps:
-            check(step)
-        if step in save_at:
-            xs[save_at[step]] = x
-    return Solution(x=x.contiguous(), ts=ts, xs=xs, dt=h, n_steps=n_steps)
+        if step % run.check_every == 0 or step == run.n_steps:
+            run.check(x, step)
+        if step in run.save_at:
+            run.xs[run.save_at[step]] = x
+    return x
+
+
+def _loop_inplace(run: _Run, x: torch.Tensor) -> torch.Tensor:
+    """The same steps as :func:`_loop_autograd`, value for value, without allocating.
+
+    The state lives gene-major in one ``(n_genes, n_cells)`` buffer updated in place (the
+    fields see its ``(n_cells, n_genes)`` transpose); drift, noise and scratch buffers are
+    allocated once. A field with a ``_drift_gm(t, xt, args, out, work)`` method writes its
+    drift straight into the buffer (:class:`~gclandscape.engine.SigmoidField`: one ``addmm``
+    and a few in-place passes per step). Every operation rounds as the out-of-place form does
+    and the noise comes from the generator in the same order, so a seed gives the same paths.
+    """
+    h, sqrt_h = run.h, run.sqrt_h
+    n_cells, n_genes = x.shape
+    xt = x.T.clone(memory_format=torch.contiguous_format)  # owned, gene-major
+    d = torch.empty_like(xt)  # drift * h
+    work = torch.empty_like(xt)
+    fused = getattr(run.field, "_drift_gm", None)
+
+    rows = vals = mask_t = vals_t = None
+    if run.clamp is not None:
+        mask, values = run.clamp
+        values = torch.as_tensor(values, dtype=xt.dtype, device=xt.device)
+        if (mask.ndim == 1 or mask.shape[0] == 1) and values.ndim <= 1:  # same genes in all
+            rows = mask.reshape(-1).nonzero().reshape(-1)
+            full = torch.broadcast_to(values, (n_genes,))
+            vals = full.index_select(0, rows)[:, None].expand(-1, n_cells)
+        else:  # per-cell mask: one torch.where in place
+            mask_t = torch.broadcast_to(mask, (n_cells, n_genes)).T
+            vals_t = torch.broadcast_to(values, (n_cells, n_genes)).T
+
+    noisy = run.noise_fn is not None or run.sigma is not None
+    draws = _Normals(xt, run.gen, run.n_steps if noisy else 0)
+    try:
+        for step in range(1, run.n_steps + 1):
+            t = (step - 1) * h
+            if fused is not None:
+                fused(t, xt, run.args, d, work)
+                d.mul_(h)
+            else:
+                drift = run.field(t, xt.T, run.args)
+                if drift.shape == (n_cells, n_genes):
+                    torch.mul(drift, h, out=d.T)
+                else:  # a field that broadcasts (e.g. a constant drift)
+                    d.T.copy_(drift * h)
+            if run.noise_fn is not None:
+                g = run.noise_fn(t, xt.T, run.args)
+                xt.add_(d)
+                eps = draws.next()
+                eps.T.mul_(g * sqrt_h)
+                xt.add_(eps)
+                draws.release(eps)
+            else:
+                xt.add_(d)
+            if run.sigma is not None:
+                eps = draws.next()
+                eps.T.mul_(run.sigma)
+                xt.add_(eps)
+                draws.release(eps)
+            if run.nonnegative:
+                xt.clamp_(min=0.0)
+            if rows is not None:
+                xt.index_copy_(0, rows, vals)
+            elif mask_t is not None:
+                torch.where(mask_t, vals_t, xt, out=xt)
+            if step % run.check_every == 0 or step == run.n_steps:
+                run.check(xt, step)
+            if step in run.save_at:
+                run.xs[run.save_at[step]] = xt.T
+    finally:
+        draws.close()
+    return xt.T
