@@ -30,8 +30,8 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks tutorials
-	$(BIN)/ruff format --check src tests benchmarks tutorials
+	$(BIN)/ruff check src tests benchmarks tutorials docs
+	$(BIN)/ruff format --check src tests benchmarks tutorials docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

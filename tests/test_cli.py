@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -78,22 +79,23 @@ def test_datasets_lists_builtin_names():
     assert " yes " in paul
 
 
+@pytest.mark.slow
 def test_run_writes_every_file(toy_file, tmp_path):
     path, adata = toy_file
     out = tmp_path / "out"
-    result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--seed", "3"])
+    result = _runner().invoke(
+        main,
+        ["run", str(path), "--out", str(out), "--seed", "3", "--epochs", "3",
+         "--knockout", "Gene1", "--knockout", "Gene25"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == [
-        "attractors.csv",
-        "grn_edges.csv",
-        "landscape_grid.csv",
-        "paths.csv",
-        "qc.csv",
-        "results.h5ad",
-        "summary.json",
-        "umap.pdf",
-        "umap.png",
-    ]
+    # steady-state genome (no root group): no fates, so no landscape/fate figures of a screen
+    assert sorted(p.name for p in out.iterdir()) == sorted([
+        "attractors.csv", "grn.pdf", "grn.png", "grn_edges.csv", "landscape.pdf",
+        "landscape.png", "landscape_grid.csv", "paths.csv", "qc.csv", "report.html",
+        "results.h5ad", "screen.csv", "summary.json", "umap.pdf", "umap.png",
+        "vector_field.pdf", "vector_field.png",
+    ])  # fmt: skip
     edges = pd.read_csv(out / "grn_edges.csv")
     assert list(edges.columns[:3]) == ["source", "target", "weight"]
     assert set(edges["source"]) <= set(adata.var_names)
@@ -118,10 +120,25 @@ def test_run_writes_every_file(toy_file, tmp_path):
     assert summary["counts"] == "layers['counts']"
     assert [s["name"] for s in summary["steps"]] == [s.name for s in PIPELINE]
     assert all(s["seconds"] >= 0 for s in summary["steps"])
+    assert all(s["cpu_seconds"] >= 0 for s in summary["steps"])
     assert summary["files"] == [
         "qc.csv", "grn_edges.csv", "attractors.csv", "paths.csv", "landscape_grid.csv",
-        "umap.png", "umap.pdf", "results.h5ad", "summary.json",
+        "screen.csv", "umap.png", "umap.pdf", "grn.png", "grn.pdf", "landscape.png",
+        "landscape.pdf", "vector_field.png", "vector_field.pdf", "results.h5ad", "report.html",
+        "summary.json",
     ]  # fmt: skip
+    assert summary["latent"]["epochs"] == 3
+    # the screen of the two knockouts, steady-state form: every regulator's change
+    screen = pd.read_csv(out / "screen.csv")
+    assert list(screen.columns[:5]) == ["perturbation", "gene", "wt", "perturbed", "log2fc"]
+    assert set(screen["perturbation"]) == {"Gene1 KO", "Gene25 KO"}
+    assert summary["screen"]["n_knockouts"] == 2
+    knocked = screen[screen["perturbation"] == screen["gene"] + " KO"]
+    assert len(knocked) == 2
+    assert (knocked["perturbed"] < 0.5 * knocked["wt"]).all()  # a knocked-out gene drops
+    report = (out / "report.html").read_text()
+    assert "Knockout screen" in report
+    assert report.count("<img ") == 4  # umap, grn, landscape, vector field
 
     qc = pd.read_csv(out / "qc.csv", index_col="cell")
     x = adata.X.toarray()
@@ -145,10 +162,15 @@ def test_run_writes_every_file(toy_file, tmp_path):
         assert f"{step.name} done in" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_groupby_other_column(toy_file, tmp_path):
     path, adata = toy_file
     out = tmp_path / "out"
-    result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--groupby", "batch"])
+    result = _runner().invoke(
+        main,
+        ["run", str(path), "--out", str(out), "--groupby", "batch", "--epochs", "2",
+         "--knockout", "Gene1"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["groupby"] == "batch"
@@ -184,6 +206,7 @@ def test_unknown_input_name_errors_cleanly(tmp_path):
     assert "krumsiek11" in result.output
 
 
+@pytest.mark.slow
 def test_run_on_builtin_name_without_counts(tmp_path):
     """krumsiek11 has continuous values: QC runs on X, normalisation is skipped."""
     out = tmp_path / "k"
@@ -200,16 +223,26 @@ def test_run_on_builtin_name_without_counts(tmp_path):
     assert summary["grn"]["mode"] == "drift"
 
 
+@pytest.mark.slow
 def test_run_pipeline_extensible_and_input_untouched(tmp_path):
     adata = _toy()
     before = adata.copy()
     seen = []
     extra = Step("extra", lambda ctx: seen.append(ctx.work.obsm["X_umap"].shape), "test step")
-    ctx = run_pipeline(adata, tmp_path / "o", steps=[*PIPELINE, extra], input="toy")
+    ctx = run_pipeline(
+        adata,
+        tmp_path / "o",
+        steps=[*PIPELINE, extra],
+        input="toy",
+        epochs=2,
+        knockouts=["Gene3"],
+        n_bootstrap=0,
+        n_sim_cells=50,
+    )
     assert seen == [(N_CELLS, 2)]
     assert [s["name"] for s in ctx.summary["steps"]] == [
-        "qc", "recipe", "latent", "embed", "pseudotime", "grn", "landscape", "plot", "save",
-        "extra",
+        "qc", "recipe", "latent", "embed", "pseudotime", "grn", "landscape", "screen", "plot",
+        "save", "report", "extra",
     ]  # fmt: skip
     # the user's object is not modified
     assert list(adata.obs.columns) == list(before.obs.columns)
@@ -264,12 +297,17 @@ def test_run_paul15_subset(shared_data, tmp_path):
     assert (out / "umap.pdf").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_run_without_celltype_column(tmp_path):
     adata = _toy()
     del adata.obs["celltype"]
     adata.write_h5ad(tmp_path / "plain.h5ad")
     out = tmp_path / "o"
-    result = _runner().invoke(main, ["run", str(tmp_path / "plain.h5ad"), "--out", str(out)])
+    result = _runner().invoke(
+        main,
+        ["run", str(tmp_path / "plain.h5ad"), "--out", str(out), "--epochs", "2",
+         "--knockout", "Gene1"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["groupby"] is None
@@ -277,3 +315,53 @@ def test_run_without_celltype_column(tmp_path):
     assert "celltype" not in pd.read_csv(out / "qc.csv").columns
     assert (out / "umap.png").exists()
     assert "no cell-type column" in result.stdout
+
+
+def test_missing_root_lists_groups(toy_file, tmp_path):
+    path, _ = toy_file
+    out = tmp_path / "out"
+    result = _runner().invoke(main, ["run", str(path), "--out", str(out), "--root", "stem"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "root group 'stem' is not in obs['celltype']" in result.output
+    assert "Available groups: A, B, C" in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_unknown_knockout_errors_before_any_work(toy_file, tmp_path):
+    path, _ = toy_file
+    out = tmp_path / "out"
+    args = ["run", str(path), "--out", str(out), "--knockout", "Gene1", "--knockout", "Gata1"]
+    result = _runner().invoke(main, args)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "--knockout Gata1: not a gene of the data" in result.output
+    assert "Gene0, Gene1" in result.output
+    assert not any(out.iterdir())  # nothing was computed
+
+
+def test_knockout_must_be_a_regulator(tmp_path):
+    """On data with marked regulators, a target gene is refused with the regulators listed,
+    before any step runs."""
+    adata = gcl.datasets.myeloid(n_cells=200, n_targets=5)
+    target = str(adata.var_names[~adata.var["gcl_regulator"].to_numpy(dtype=bool)][0])
+    with pytest.raises(gcl._errors.GclError) as err:
+        run_pipeline(adata, tmp_path / "o", knockouts=["Gata1", target, "gata2"])
+    message = str(err.value)
+    assert f"--knockout {target}, gata2: not among the 11 regulators" in message
+    assert "Gata2, Gata1, Fog1, EKLF, Fli1, SCL, Cebpa, Pu.1, cJun, EgrNab, Gfi1" in message
+    assert "case-sensitive" in message
+    assert not any((tmp_path / "o").iterdir())
+
+
+def test_cli_sets_passive_openmp_waiting():
+    code = (
+        "import os; os.environ.pop('OMP_WAIT_POLICY', None); "
+        "from gclandscape.cli import main; "
+        "main(['datasets'], standalone_mode=False); print(os.environ['OMP_WAIT_POLICY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip().splitlines()[-1] == "PASSIVE"

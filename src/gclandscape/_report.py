@@ -1,4 +1,5 @@
-"""Writing what ``gclandscape run`` produced: ``summary.json``, ``qc.csv``, figures, a text summary.
+"""Writing what ``gclandscape run`` produced: ``summary.json``, tables, figures, a text summary
+and the self-contained ``report.html``.
 
 Pure output helpers for :mod:`gclandscape.cli`; they compute nothing that the pipeline steps
 have not computed. matplotlib is imported inside the figure helper only, and figures are
@@ -8,9 +9,12 @@ caller's backend is left alone and nothing is ever shown.
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +166,169 @@ def format_summary(summary: Mapping[str, Any]) -> str:
     total = sum(s["seconds"] for s in steps)
     lines.append(f"  wrote to {summary['out']}: {', '.join(summary['files'])} ({total:.1f} s)")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# report.html: one self-contained page (figures as base64 PNG, tables as HTML, inline CSS)
+
+
+@dataclass
+class Section:
+    """One section of ``report.html``: a heading, a paragraph, figures and tables.
+
+    ``figures`` are ``(png_path, caption)`` pairs, embedded as base64 data URIs; ``tables``
+    are ``(caption, DataFrame)`` pairs rendered as HTML tables (index dropped unless named).
+    """
+
+    title: str
+    text: str = ""
+    figures: list[tuple[Path, str]] = field(default_factory=list)
+    tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto;
+       max-width: 1100px; padding: 1.5em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 2em; }
+nav a { margin-right: 1em; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; vertical-align: top; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { font-size: 0.85em; color: #555; max-width: 520px; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.4em 0 1.2em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.3em; }
+.muted { color: #777; font-size: 0.85em; }
+table.overview td { text-align: left; }
+"""
+
+
+def image_data_uri(path: Path) -> str:
+    """A ``data:`` URI with the file's bytes in base64 (PNG or SVG, from the suffix)."""
+    mime = {".png": "image/png", ".svg": "image/svg+xml"}.get(path.suffix.lower())
+    if mime is None:
+        from ._errors import GclError
+
+        raise GclError(f"Cannot embed {path.name}: only .png and .svg figures are embedded.")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def table_html(table: pd.DataFrame, *, caption: str = "", max_rows: int = 60) -> str:
+    """An HTML table (escaped; floats to 4 significant digits; at most ``max_rows`` rows; a
+    named index becomes the first column)."""
+    shown = table.head(max_rows)
+    if shown.index.name is not None or any(shown.index.names[1:]):
+        shown = shown.reset_index()  # a named index is a column: one header row
+    html_text = shown.to_html(
+        index=False,
+        escape=True,
+        border=0,
+        na_rep="",
+        float_format=lambda v: f"{v:.4g}",
+    )
+    if caption:
+        head, rest = html_text.split(">", 1)  # '<table class="dataframe">' then the body
+        html_text = f"{head}><caption>{html.escape(caption)}</caption>{rest}"
+    parts = [html_text]
+    if len(table) > max_rows:
+        parts.append(f'<p class="muted">first {max_rows} of {len(table)} rows</p>')
+    return "\n".join(parts)
+
+
+def _step_rows(steps: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Steps as rows (name, what, wall and CPU seconds) with a total row."""
+    table = pd.DataFrame(
+        [
+            {
+                "step": s["name"],
+                "what": s.get("description", ""),
+                "seconds": float(s["seconds"]),
+                "CPU seconds": float(s.get("cpu_seconds", np.nan)),
+            }
+            for s in steps
+        ],
+        columns=["step", "what", "seconds", "CPU seconds"],
+    )
+    if not len(table):
+        return table
+    total = {"step": "total", "what": "", "seconds": table["seconds"].sum(),
+             "CPU seconds": table["CPU seconds"].sum()}  # fmt: skip
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+
+
+def render_report(
+    summary: Mapping[str, Any],
+    sections: Sequence[Section],
+    *,
+    steps: Sequence[Mapping[str, Any]] = (),
+    files: Sequence[str] = (),
+    title: str | None = None,
+) -> str:
+    """The HTML text of ``report.html``: an overview, ``sections``, step times and files.
+
+    Everything is inline (CSS in a ``<style>`` element, figures as ``data:`` URIs): the page
+    loads no external resource and runs no script, so it opens offline and can be mailed.
+    """
+    esc = html.escape
+    title = title or f"gclandscape run: {summary.get('input', '')}"
+    overview = [
+        ("input", summary.get("input")),
+        ("cells x genes", f"{summary.get('n_cells')} x {summary.get('n_genes')}"),
+        ("counts", summary.get("counts") or "none (continuous values)"),
+        ("groupby", summary.get("groupby") or "none"),
+        ("seed", summary.get("seed")),
+        ("gclandscape", summary.get("gclandscape_version")),
+    ]
+    types = summary.get("cell_types")
+    if types:
+        overview.append(("cell types", ", ".join(f"{k} ({v})" for k, v in types.items())))
+    body = [f"<h1>{esc(title)}</h1>"]
+    nav = [("overview", "Overview")] + [(f"s{i}", s.title) for i, s in enumerate(sections, start=1)]
+    if steps:
+        nav.append(("steps", "Step times"))
+    if files:
+        nav.append(("files", "Files"))
+    body.append("<nav>" + "".join(f'<a href="#{a}">{esc(t)}</a>' for a, t in nav) + "</nav>")
+    body.append('<h2 id="overview">Overview</h2>')
+    body.append(
+        '<table class="overview">'
+        + "".join(f"<tr><th>{esc(k)}</th><td>{esc(str(v))}</td></tr>" for k, v in overview)
+        + "</table>"
+    )
+    for i, section in enumerate(sections, start=1):
+        body.append(f'<h2 id="s{i}">{esc(section.title)}</h2>')
+        if section.text:
+            body.append(f"<p>{esc(section.text)}</p>")
+        for path, caption in section.figures:
+            body.append(
+                f'<figure><img src="{image_data_uri(Path(path))}" alt="{esc(caption)}">'
+                f"<figcaption>{esc(caption)}</figcaption></figure>"
+            )
+        for caption, table in section.tables:
+            body.append(table_html(table, caption=caption))
+    if steps:
+        body.append('<h2 id="steps">Step times</h2>')
+        body.append(
+            table_html(
+                _step_rows(steps),
+                caption="time per step (wall clock, and CPU time of this process)",
+            )
+        )
+    if files:
+        body.append('<h2 id="files">Files</h2>')
+        body.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in files) + "</ul>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+def write_report(path: Path, summary: Mapping[str, Any], sections: Sequence[Section], **kwargs):
+    """Write :func:`render_report` to ``path`` (UTF-8); returns the path."""
+    path.write_text(render_report(summary, sections, **kwargs), encoding="utf-8")
+    return path
