@@ -11,7 +11,12 @@ import scipy.sparse as sp
 import gclandscape as gcl
 from gclandscape._errors import GclError
 from gclandscape._keys import Key
-from gclandscape.tl._drift import estimate_drift, forward_transition_matrix
+from gclandscape.tl._drift import (
+    decay_rate,
+    estimate_drift,
+    forward_transition_matrix,
+    smooth_states,
+)
 
 
 def _pergene_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -68,16 +73,74 @@ def test_estimate_drift_recovers_known_derivative():
     np.testing.assert_allclose(ratio0, 1.0, atol=0.1)
 
 
-def test_drift_on_myeloid_correlates_with_truth(myeloid_small):
-    adata = myeloid_small.copy()
-    gcl.tl.drift(adata, time_key=Key.obs.sim_time)
+@pytest.fixture(scope="module")
+def myeloid_pseudotime(myeloid_recipe):
+    adata = myeloid_recipe.copy()
+    gcl.tl.pseudotime(adata, root="progenitor", groupby="celltype", use_rep="X_pca")
+    return adata
+
+
+def _myeloid_r(adata, **kwargs) -> np.ndarray:
+    adata = adata.copy()
+    gcl.tl.drift(adata, **kwargs)
     truth = adata.uns[Key.uns.truth]
-    regs = list(truth["regulators"])
-    v = adata[:, regs].layers[Key.layers.drift]
-    r = _pergene_r(np.asarray(v), np.asarray(truth["velocity"]))
+    v = adata[:, list(truth["regulators"])].layers[Key.layers.drift]
+    return _pergene_r(np.asarray(v), np.asarray(truth["velocity"]))
+
+
+# measured on the myeloid default (seed 0), median r: sim_time 0.483 (path only, the default)
+# and 0.503 (restoring=1); pseudotime 0.452 and 0.477. benchmarks/latent.py --drift-only has
+# all 3 seeds
+@pytest.mark.parametrize(
+    ("time_key", "restoring", "floor"),
+    [
+        (Key.obs.sim_time, 0.0, 0.45),
+        (Key.obs.pseudotime, 0.0, 0.42),
+        (Key.obs.sim_time, 1.0, 0.47),
+        (Key.obs.pseudotime, 1.0, 0.44),
+    ],
+)
+def test_drift_on_myeloid_correlates_with_truth(myeloid_pseudotime, time_key, restoring, floor):
+    r = _myeloid_r(myeloid_pseudotime, time_key=time_key, restoring=restoring)
     # a drift of the wrong sign or unrelated to the dynamics gives r <= 0
-    assert np.median(r) > 0.35, r
-    assert (r > 0).all(), r
+    assert np.median(r) > floor, r
+    assert (r > 0.15).all(), r
+
+
+def test_restoring_term_improves_myeloid_drift(myeloid_pseudotime):
+    with_pull = _myeloid_r(myeloid_pseudotime, time_key=Key.obs.sim_time, restoring=1.0)
+    path_only = _myeloid_r(myeloid_pseudotime, time_key=Key.obs.sim_time)
+    assert np.median(with_pull) > np.median(path_only) + 0.02, (with_pull, path_only)
+
+
+def test_decay_rate_of_switching_off_genes():
+    """Genes decaying freely at rate 3 (per unit of time): the path slopes give the rate."""
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.uniform(0, 1, 800))
+    x = np.c_[np.exp(-3 * t), 0.8 * np.exp(-3 * t), 1 - np.exp(-3 * t)]
+    x_obs = x + rng.normal(0, 0.01, x.shape)
+    g = _knn_graph(x_obs)
+    v, states = estimate_drift(x_obs, t, g, shrinkage=0.0, restoring=0.0, return_states=True)
+    assert decay_rate(v, states) == pytest.approx(3.0, rel=0.2)
+
+
+def test_restoring_term_is_the_pull_back_to_the_local_mean():
+    # drift = path velocity - gamma * (S^3 x - S^8 x), gamma from the path velocities; it
+    # refers to the 3-step smoothed states
+    t, x, _ = _curve(n=400)
+    x = np.c_[x, np.exp(-3 * t)]  # a decaying gene sets the decay rate
+    g = _knn_graph(x)
+    v, states = estimate_drift(x, t, g, restoring=1.0, return_states=True)
+    v0, states0 = estimate_drift(x, t, g, return_states=True)
+    np.testing.assert_allclose(states, smooth_states(x, g, 3))
+    np.testing.assert_allclose(states0, smooth_states(x, g, 3))
+    gamma = decay_rate(v0, states0)
+    assert gamma > 0.5
+    pull = -gamma * (smooth_states(x, g, 3) - smooth_states(x, g, 8))
+    np.testing.assert_allclose(v, v0 + pull, atol=1e-10)
+    # a cell above its neighbours is pulled down: the pull is anti-correlated with the offset
+    offset = x - smooth_states(x, g, 8)
+    assert (_pergene_r(pull, offset) < -0.3).all()
 
 
 def test_drift_writes_slots_and_scaling(myeloid_small):
@@ -145,6 +208,7 @@ def test_no_time_signal_lists_the_three_ways():
         ({"t": np.zeros(10)}, {"time_key": "t"}, "constant"),
         ({"t": np.arange(10.0)}, {"time_key": "t", "genes": ["zzz"]}, "zzz"),
         ({"t": np.arange(10.0)}, {"velocity_layer": "velo"}, "velocity_layer='velo'"),
+        ({"t": np.arange(10.0)}, {"time_key": "t", "restoring": -1.0}, "restoring must be"),
     ],
 )
 def test_bad_input(obs, kwargs, match):
