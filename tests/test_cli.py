@@ -295,6 +295,10 @@ def test_run_paul15_subset(shared_data, tmp_path):
     src = ad.read_h5ad(path)
     np.testing.assert_allclose(qc["total_counts"], np.asarray(src.X.sum(1)).ravel())
     assert (out / "umap.pdf").stat().st_size > 0
+    # a large genome screens its MAX_SCREEN strongest regulators, not all of them
+    from gclandscape.cli import MAX_SCREEN
+
+    assert pd.read_csv(out / "screen.csv")["perturbation"].nunique() == MAX_SCREEN
 
 
 @pytest.mark.slow
@@ -365,3 +369,20 @@ def test_cli_sets_passive_openmp_waiting():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip().splitlines()[-1] == "PASSIVE"
+
+
+def test_screen_genes_caps_at_the_strongest_regulators():
+    from gclandscape.cli import MAX_SCREEN, screen_genes
+
+    n = MAX_SCREEN + 10
+    genes = [f"g{i}" for i in range(n)]
+    W = np.zeros((n, n))
+    W[0, :] = np.arange(n)  # source j regulates g0 with weight j: the last genes are strongest
+    adata = ad.AnnData(np.zeros((3, n)))
+    adata.var_names = genes
+    gcl.landscape.Genome(genes, W).write_to_adata(adata)
+    assert screen_genes(adata) == genes[::-1][:MAX_SCREEN]
+    small = ad.AnnData(np.zeros((3, 2)))
+    small.var_names = ["a", "b"]
+    gcl.landscape.Genome(["a", "b"], np.zeros((2, 2))).write_to_adata(small)
+    assert screen_genes(small) == ["a", "b"]
