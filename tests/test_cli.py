@@ -101,6 +101,10 @@ def test_run_writes_every_file(toy_file, tmp_path):
     assert set(edges["source"]) <= set(adata.var_names)
     results = gcl.io.read(out / "results.h5ad")
     assert "gcl_genome" in results.uns
+    screen = pd.read_csv(out / "screen.csv")
+    stored = results.uns["gcl_screen"]
+    assert list(stored.columns) == list(screen.columns)
+    np.testing.assert_allclose(stored["score"].to_numpy(float), screen["score"].to_numpy(float))
     assert "X_gcl" in results.obsm  # the scVI latent
     attractors = pd.read_csv(out / "attractors.csv")
     n_att = json.loads((out / "summary.json").read_text())["landscape"]["n_attractors"]

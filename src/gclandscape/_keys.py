@@ -47,6 +47,7 @@ class Key:
         latent = "gcl_latent"
         genome = "gcl_genome"
         landscape = "gcl_landscape"
+        screen = "gcl_screen"
 
     class var:
         highly_variable = "highly_variable"

@@ -443,6 +443,7 @@ def step_screen(ctx: RunContext) -> None:
     )
     table.to_csv(ctx.out / "screen.csv", index=False)
     ctx.files.append("screen.csv")
+    work.uns[Key.uns.screen] = table  # results.h5ad keeps the screen too
     ctx.screen = table
     info: dict[str, Any] = {"n_knockouts": len(genes)}
     if "delta" in table and len(table):
