@@ -17,6 +17,7 @@ from ._perturb import (
     NOVEL,
     STEADY_STATE,
     _check_n_cells,
+    _fate_order,
     _setup,
     _simulate,
 )
@@ -210,11 +211,7 @@ def mutational_scan(
         _simulate(setup, p, n_cells=n_cells, seed=seed)
         for _, p in tqdm(mutants, desc="mutational scan", unit="mutant", disable=not progress)
     ]
-    seen = set(wt.labels).union(*(set(s.labels) for s in sims)) if sims else set(wt.labels)
-    fates = [f for f in dict.fromkeys(setup.ref_labels) if f in seen]
-    fates += sorted(f for f in seen if f not in fates and f != NOVEL)
-    if NOVEL in seen:
-        fates.append(NOVEL)
+    fates = _fate_order(setup.ref_labels, wt.labels, *(s.labels for s in sims))
     f_wt = _fractions(wt.labels, fates)
     present = (f_wt >= MIN_FRACTION) & (np.array(fates) != NOVEL)
     rows = []
@@ -339,11 +336,8 @@ def epistasis(
     doubles = {
         (a, b): _simulate(setup, Knockout([a, b]), n_cells=n_cells, seed=seed) for a, b in pairs
     }
-    seen = set(wt.labels).union(*(set(s.labels) for s in [*singles.values(), *doubles.values()]))
-    fates = [f for f in dict.fromkeys(setup.ref_labels) if f in seen]
-    fates += sorted(f for f in seen if f not in fates and f != NOVEL)
-    if NOVEL in seen:
-        fates.append(NOVEL)
+    sims = [wt, *singles.values(), *doubles.values()]
+    fates = _fate_order(setup.ref_labels, *(s.labels for s in sims))
     f_wt = _fractions(wt.labels, fates)
     rows = []
     for a, b in pairs:

@@ -286,16 +286,20 @@ def _simulate(
 
 
 # ------------------------------------------------------------------------------- comparison
+def _fate_order(order: list[str], *labels: np.ndarray) -> list[str]:
+    """The fates reached in any of ``labels``: reference order first, other labels sorted,
+    ``"novel"`` last."""
+    seen = set().union(*(set(lab) for lab in labels))
+    fates = [f for f in dict.fromkeys(order) if f in seen]
+    fates += sorted(f for f in seen if f not in fates and f != NOVEL)
+    return [*fates, NOVEL] if NOVEL in seen else fates
+
+
 def _fate_table(wt: np.ndarray, pert: np.ndarray, order: list[str], seed: int) -> pd.DataFrame:
     """Fate fractions, paired bootstrap interval of the difference and McNemar's exact test."""
     from scipy.stats import binomtest
 
-    seen = set(wt) | set(pert)
-    fates = [f for f in dict.fromkeys(order) if f in seen] + sorted(
-        f for f in seen if f not in order and f != NOVEL
-    )
-    if NOVEL in seen:
-        fates.append(NOVEL)
+    fates = _fate_order(order, wt, pert)
     A = np.stack([wt == f for f in fates], axis=1).astype(np.float64)
     B = np.stack([pert == f for f in fates], axis=1).astype(np.float64)
     D = B - A

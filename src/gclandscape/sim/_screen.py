@@ -26,6 +26,7 @@ from ._perturb import (
     _check_n_cells,
     _check_perturbation,
     _fate_table,
+    _log2fc,
     _null_scores,
     _null_signature,
     _score,
@@ -97,8 +98,6 @@ def _screen_one(
     score = _score(setup, wt, mut, perturbation)
     pval = float((1 + np.sum(null >= score)) / (1 + len(null)))
     if setup.mode == STEADY_STATE:
-        from ._perturb import _log2fc
-
         m_wt, m_pt = wt.end.mean(0), mut.end.mean(0)
         df = pd.DataFrame(
             {
