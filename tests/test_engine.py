@@ -264,3 +264,112 @@ def test_sigmoid_drift_gene_major_equals_call():
         f._drift_gm(0.0, xt, args, out, work)
         assert torch.equal(out.T, f(0.0, xt.T, args))  # the layout integrate passes
         torch.testing.assert_close(out.T, f(0.0, x, args))
+
+
+# ---------------------------------------------------------------- blocked noise on the CPU
+# Large CPU batches are cut into blocks of cells, each with its own generator; a sigmoid
+# field steps the blocks in worker threads. BLOCK_VALUES is lowered here so small batches
+# take that path.
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"noise": 0.2},
+        {"noise": [0.0, 0.1, 0.2, 0.3, 0.1, 0.05]},
+        {"noise": np.full((40, 6), 0.1)},
+        {"noise": 0.1, "clamp": ([1, 3], [0.0, 2.0]), "n_save": 4},
+        {"noise": 0.1, "clamp": (np.arange(240).reshape(40, 6) % 7 == 0, 0.0)},
+        {"noise": 0.1, "args": {"alpha": torch.linspace(0.5, 1.5, 240).reshape(40, 6)}},
+        {"noise": 0.1, "nonnegative": False},
+    ],
+    ids=["scalar", "per-gene", "per-cell", "clamp", "cell-clamp", "args", "signed"],
+)
+def test_blocked_kernel_is_seeded_and_independent_of_threads(monkeypatch, kw, dtype):
+    import gclandscape.engine._integrate as integ
+
+    monkeypatch.setattr(integ, "BLOCK_VALUES", 50)  # 40 cells × 6 genes → 5 blocks of 8
+    assert integ._cell_blocks(40, 6, torch.device("cpu")) == [(s, s + 8) for s in range(0, 40, 8)]
+    f = _sigmoid_case()
+    x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    one = integrate(f, x0, t_max=2.0, dt=0.05, seed=5, num_threads=1, **kw)
+    two = integrate(f, x0, t_max=2.0, dt=0.05, seed=5, num_threads=2, **kw)
+    assert torch.equal(one.x, two.x)
+    assert torch.equal(one.x, integrate(f, x0, t_max=2.0, dt=0.05, seed=5, **kw).x)
+    other = integrate(f, x0, t_max=2.0, dt=0.05, seed=6, num_threads=2, **kw)
+    assert float((one.x - other.x).abs().max()) > 0.05
+    # the plain out-of-place loop draws the same noise; only the matrix product's rounding
+    # may differ (it multiplies all cells at once, the blocked kernel 8 at a time)
+    slow = integrate(f, x0.clone().requires_grad_(True), t_max=2.0, dt=0.05, seed=5, **kw)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(one.x, slow.x.detach(), atol=tol, rtol=0)
+    if "n_save" in kw:
+        assert torch.equal(one.xs, two.xs)
+        torch.testing.assert_close(one.xs, slow.xs.detach(), atol=tol, rtol=0)
+    if "n_save" in kw:  # the clamp of genes 1 and 3
+        assert torch.all(one.x[:, 1] == 0.0)
+        assert torch.all(one.x[:, 3] == 2.0)
+
+
+def test_blocked_generic_field_equals_out_of_place_loop(monkeypatch):
+    import gclandscape.engine._integrate as integ
+
+    monkeypatch.setattr(integ, "BLOCK_VALUES", 16)
+    f = BooleanHillField.from_network(parse_rules("A = not B\nB = not A and C\nC = A or B"))
+    x0 = torch.rand(30, 3, generator=torch.Generator().manual_seed(2))
+    kw = {"t_max": 2.0, "dt": 0.05, "noise": lambda t, x, a: 0.1 * torch.sqrt(x + 0.01)}
+    fast = integrate(f, x0, seed=3, **kw)
+    slow = integrate(f, x0.clone().requires_grad_(True), seed=3, **kw)
+    assert torch.equal(fast.x, slow.x.detach())
+    assert not torch.equal(fast.x, integrate(f, x0, seed=4, **kw).x)
+
+
+@pytest.mark.parametrize("field", ["sigmoid", "linear"])
+def test_blocked_noise_increments_are_standard_normal(field):
+    # zero drift: each step adds sigma * sqrt(dt) * N(0, 1) exactly; 2 × 10^6 increments
+    n_cells, n_genes, sigma, dt = 2000, 200, 0.3, 0.04  # 4 × 10^5 values: 2 blocks
+    zero = np.zeros((n_genes, n_genes))
+    f = SigmoidField(zero, alpha=0.0, gamma=0.0) if field == "sigmoid" else LinearField(zero)
+    x0 = np.ones((n_cells, n_genes), dtype=np.float32)
+    kw = {"t_max": 5 * dt, "dt": dt, "noise": sigma, "n_save": 6, "nonnegative": False}
+    sol = integrate(f, x0, seed=11, **kw)
+    assert torch.equal(sol.xs, integrate(f, x0, seed=11, **kw).xs)
+    z = (torch.diff(sol.xs.double(), dim=0) / (sigma * np.sqrt(dt))).numpy()
+    assert z.size == 2_000_000
+    assert abs(z.mean()) < 0.005  # standard error 0.0007
+    assert abs(z.var() - 1.0) < 0.01  # standard error 0.001; a wrong sqrt(dt) gives 25
+    assert abs(np.mean(np.abs(z) > 1.959964) - 0.05) < 0.002  # Gaussian tails
+    assert abs(np.mean(z**4) - 3.0) < 0.05  # kurtosis of a normal
+    # the two blocks (cells 0-999, 1000-1999) and successive steps are uncorrelated
+    assert abs(np.corrcoef(z[:, :1000].ravel(), z[:, 1000:].ravel())[0, 1]) < 0.005
+    assert abs(np.corrcoef(z[0].ravel(), z[1].ravel())[0, 1]) < 0.005
+
+
+def test_blocked_kernel_divergence_is_reported_at_the_same_step(monkeypatch):
+    import gclandscape.engine._integrate as integ
+
+    monkeypatch.setattr(integ, "BLOCK_VALUES", 8)  # 40 cells × 2 genes → 10 blocks
+    f = SigmoidField(np.zeros((2, 2)), gamma=-50.0)  # x grows by 26× per step
+    x0 = np.ones((40, 2), dtype=np.float32)
+    # the drift 50·x overflows float32 (3.4e38) once x > 6.8e36: by step 6 for a cell
+    # starting at 1e30 (in the second worker's blocks), step 13 for one at 1e20 (the first's)
+    x0[2] = 1e20
+    x0[33] = 1e30
+    msgs = []
+    for n_threads in (1, 2):
+        with pytest.raises(GclDivergenceError, match="step") as err:
+            integrate(f, x0, t_max=50.0, dt=0.5, check_every=1, num_threads=n_threads)
+        msgs.append(str(err.value))
+    assert msgs[0] == msgs[1]
+    assert "(step 6 of 100)" in msgs[0]
+
+
+def test_blocked_kernel_does_not_touch_a_gene_major_input(monkeypatch):
+    import gclandscape.engine._integrate as integ
+
+    monkeypatch.setattr(integ, "BLOCK_VALUES", 16)
+    x0 = np.asfortranarray(np.full((20, 3), 0.5, dtype=np.float32))  # shared with the state
+    sol = integrate(_sigmoid_case(3), x0, t_max=1.0, dt=0.1, noise=0.1, num_threads=2)
+    assert np.all(x0 == 0.5)
+    assert not np.allclose(sol.x.numpy(), 0.5)

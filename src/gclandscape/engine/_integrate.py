@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,23 +118,70 @@ def _as_clamp(clamp: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] 
 #: Batches of at least this many values draw their noise in a background thread.
 PREFETCH_MIN = 2**18
 
+#: On the CPU the cells are split into ``ceil(n_cells * n_genes / BLOCK_VALUES)`` blocks of
+#: equal size; each block draws its noise from its own generator, and a sigmoid field steps
+#: the blocks in parallel. A batch of at most this many values is one block.
+BLOCK_VALUES = 2**18
+
+
+def _cell_blocks(n_cells: int, n_genes: int, device: torch.device) -> list[tuple[int, int]]:
+    """``(start, stop)`` cell ranges of the noise blocks (one block off the CPU)."""
+    n_blocks = 1 if device.type != "cpu" else min(n_cells, -(-(n_cells * n_genes) // BLOCK_VALUES))
+    size = -(-n_cells // n_blocks)  # equal blocks (the last one may be shorter)
+    return [(s, min(n_cells, s + size)) for s in range(0, n_cells, size)]
+
+
+def _generators(seed: int, n_blocks: int, device: torch.device) -> list[torch.Generator]:
+    """One generator per block: block 0 is seeded with ``seed`` itself (so a one-block batch
+    draws exactly the stream of ``torch.Generator().manual_seed(seed)``), block ``k`` with a
+    seed derived from ``(seed, k)`` by :class:`numpy.random.SeedSequence`."""
+    gens = []
+    for k in range(n_blocks):
+        gen = torch.Generator(device=device)
+        if k == 0:
+            gen.manual_seed(int(seed))
+        else:
+            gen.manual_seed(
+                int(np.random.SeedSequence([int(seed) % 2**64, k]).generate_state(1)[0])
+            )
+        gens.append(gen)
+    return gens
+
+
+def _cells(v: Any, start: int, stop: int, n_cells: int) -> Any:
+    """The rows ``start:stop`` of a per-cell ``(n_cells, n_genes)`` value; anything that
+    broadcasts (scalar, per-gene vector, one row) unchanged."""
+    if torch.is_tensor(v) and v.ndim == 2 and v.shape[0] == n_cells and n_cells > 1:
+        return v[start:stop]
+    return v
+
 
 class _Normals:
-    """Standard normal draws shaped like the gene-major state, one per step, in generator order.
+    """Standard normal draws for the gene-major state, one set per step: a list with one
+    contiguous ``(n_genes, block_cells)`` buffer per cell block, block ``k`` filled by
+    ``gens[k]`` (the values of ``torch.randn((n_genes, block_cells), generator=gens[k])``,
+    step after step).
 
-    For large batches on the CPU a background thread fills the next buffer while the current
-    step computes (torch releases the GIL inside its kernels): the draws are the same values
-    in the same order as ``buf.normal_(generator=gen)`` step after step, so seeding is
-    unchanged, but drawing noise (a serial Mersenne-Twister stream) overlaps the matrix
-    product instead of adding to it. ``next()`` returns a buffer, ``release()`` gives it back.
+    For large batches on the CPU a background thread fills the next set while the current
+    step computes (torch releases the GIL inside its kernels): the values are unchanged, but
+    drawing noise (serial Mersenne-Twister streams) overlaps the field evaluation instead of
+    adding to it. ``next()`` returns a set, ``release()`` gives it back.
     """
 
-    def __init__(self, like: torch.Tensor, gen: torch.Generator, n_draws: int) -> None:
-        self.gen = gen
+    def __init__(
+        self,
+        like: torch.Tensor,
+        gens: list[torch.Generator],
+        blocks: list[tuple[int, int]],
+        n_draws: int,
+    ) -> None:
+        self.gens = gens
         self.thread = None
         prefetch = n_draws > 1 and like.device.type == "cpu" and like.numel() >= PREFETCH_MIN
         n_buf = 2 if prefetch else min(n_draws, 1)
-        self.bufs = [torch.empty_like(like) for _ in range(n_buf)]
+        self.bufs = [
+            [like.new_empty((like.shape[0], e - s)) for s, e in blocks] for _ in range(n_buf)
+        ]
         if prefetch:
             import queue
             import threading
@@ -146,29 +193,33 @@ class _Normals:
             self.thread = threading.Thread(target=self._fill, args=(n_draws,), daemon=True)
             self.thread.start()
 
+    def _draw(self, bufs: list[torch.Tensor]) -> list[torch.Tensor]:
+        for buf, gen in zip(bufs, self.gens, strict=True):
+            buf.normal_(generator=gen)
+        return bufs
+
     def _fill(self, n_draws: int) -> None:
         try:
             with torch.no_grad():
                 for _ in range(n_draws):
-                    buf = self.free.get()
-                    if buf is None:
+                    bufs = self.free.get()
+                    if bufs is None:
                         return
-                    buf.normal_(generator=self.gen)
-                    self.ready.put(buf)
+                    self.ready.put(self._draw(bufs))
         except BaseException as err:  # pragma: no cover - handed to the consumer
             self.ready.put(err)
 
-    def next(self) -> torch.Tensor:
+    def next(self) -> list[torch.Tensor]:
         if self.thread is None:
-            return self.bufs[0].normal_(generator=self.gen)
-        buf = self.ready.get()
-        if isinstance(buf, BaseException):  # pragma: no cover
-            raise buf
-        return buf
+            return self._draw(self.bufs[0])
+        bufs = self.ready.get()
+        if isinstance(bufs, BaseException):  # pragma: no cover
+            raise bufs
+        return bufs
 
-    def release(self, buf: torch.Tensor) -> None:
+    def release(self, bufs: list[torch.Tensor]) -> None:
         if self.thread is not None:
-            self.free.put(buf)
+            self.free.put(bufs)
 
     def close(self) -> None:
         if self.thread is not None:
@@ -177,9 +228,15 @@ class _Normals:
             self.thread = None
 
 
-def _randn(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    n_cells, n_genes = x.shape
-    return torch.randn((n_genes, n_cells), generator=gen, device=x.device, dtype=x.dtype).T
+def _randn(x: torch.Tensor, gens: list[torch.Generator], blocks: list[tuple[int, int]]):
+    """The noise of one step as an ``(n_cells, n_genes)`` tensor, the values of
+    :class:`_Normals` (block by block)."""
+    n_genes = x.shape[1]
+    parts = [
+        torch.randn((n_genes, e - s), generator=g, device=x.device, dtype=x.dtype)
+        for (s, e), g in zip(blocks, gens, strict=True)
+    ]
+    return (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).T
 
 
 def integrate(
@@ -217,7 +274,8 @@ def integrate(
         ``g(t, x, args)`` giving the standard deviation per element; each step adds
         ``g * sqrt(dt) * N(0, 1)``.
     seed
-        Seed of the ``torch.Generator`` drawing the noise: equal seeds give equal paths.
+        Seed of the noise: equal seeds give equal paths (on the same device, for the same
+        number of cells and genes, whatever ``num_threads``). See Notes.
     clamp
         ``(genes, values)``: gene indices (or a boolean mask of shape ``(n_genes,)`` or
         ``(n_cells, n_genes)``) held at ``values`` from the start and after every step
@@ -233,7 +291,9 @@ def integrate(
     num_threads
         Torch CPU threads during the integration (restored afterwards). Default: 1 when the
         batch is small (under 2^18 values, where threads only add synchronisation cost, and
-        badly so on a loaded machine), otherwise torch's current setting.
+        badly so on a loaded machine), otherwise torch's current setting. For a
+        :class:`~gclandscape.engine.SigmoidField` with a fixed noise scale on a large batch,
+        this is the number of worker threads, each running torch single-threaded.
 
     Returns
     -------
@@ -246,13 +306,29 @@ def integrate(
 
     Notes
     -----
-    The state is kept gene-major and updated in place in preallocated buffers (a
+    Noise: on the CPU the cells are cut into ``ceil(n_cells * n_genes / 2**18)`` equal
+    blocks (``BLOCK_VALUES``); block ``k`` draws its standard normals from its own torch
+    generator (Mersenne Twister, Box–Muller; torch's ``normal_``), seeded with ``seed`` for
+    block 0 and with :class:`numpy.random.SeedSequence` ``([seed, k])`` for the others. A
+    batch of at most 2^18 values is one block and draws exactly the stream of earlier
+    versions (``torch.Generator().manual_seed(seed)``); larger batches draw different (equally
+    distributed, independent) numbers than before. The blocks depend only on the number of
+    cells and genes, never on the thread count. On a GPU the whole batch draws from one
+    generator seeded with ``seed``.
+
+    Speed: the state is kept gene-major and updated in place in preallocated buffers (a
     :class:`~gclandscape.engine.SigmoidField` step is one ``addmm`` plus a few in-place
-    passes); for large CPU batches the next step's noise is drawn in a background thread
-    while the current step computes. Neither changes a value: a seed gives the same paths as
-    the plain out-of-place Euler–Maruyama loop. That plain loop (which autograd can follow)
-    runs instead when gradients are wanted: grad mode on and ``x0`` requiring gradients or
-    ``field`` a ``torch.nn.Module`` with parameters that do; otherwise no graph is recorded.
+    passes). For a multi-block CPU batch with a sigmoid field and a fixed noise scale, each
+    block runs all its steps on its own small buffers, and ``num_threads`` worker threads
+    share the blocks with no synchronisation between steps: the noise, which a single
+    generator would draw serially (as long as the matrix product at G = 300), is drawn in
+    parallel, and the per-step passes stay in cache. Other fields draw the next step's noise
+    in a background thread while the current step computes. None of this changes a value
+    beyond the rounding of the matrix product: a seed gives the paths of the plain
+    out-of-place Euler–Maruyama loop with the same noise. That plain loop (which autograd
+    can follow) runs instead when gradients are wanted: grad mode on and ``x0`` requiring
+    gradients or ``field`` a ``torch.nn.Module`` with parameters that do; otherwise no graph
+    is recorded.
 
     Examples
     --------
@@ -305,8 +381,8 @@ def _integrate(
     h = t_max / n_steps
     sqrt_h = math.sqrt(h)
 
-    gen = torch.Generator(device=dev)
-    gen.manual_seed(int(seed))
+    blocks = _cell_blocks(n_cells, n_genes, dev)
+    gens = _generators(seed, len(blocks), dev)
     noise_fn: Callable[[float, torch.Tensor, Any], torch.Tensor] | None = None
     sigma: torch.Tensor | None = None
     if callable(noise):
@@ -349,7 +425,8 @@ def _integrate(
             xs[save_at[0]] = x
 
     run = _Run(
-        field=field, args=args, h=h, sqrt_h=sqrt_h, n_steps=n_steps, gen=gen,
+        field=field, args=args, h=h, sqrt_h=sqrt_h, n_steps=n_steps, gens=gens,
+        blocks=blocks,
         noise_fn=noise_fn, sigma=sigma, clamp=cl, nonnegative=nonnegative,
         check_every=check_every, save_at=save_at, xs=xs,
     )  # fmt: skip
@@ -357,7 +434,11 @@ def _integrate(
         x = _loop_autograd(run, x)
     else:
         with torch.no_grad():
-            x = _loop_inplace(run, x)
+            blocked = len(run.blocks) > 1 and run.noise_fn is None
+            if blocked and hasattr(field, "_drift_gm"):
+                x = _loop_blocks(run, x)
+            else:
+                x = _loop_inplace(run, x)
     return Solution(x=x.contiguous(), ts=ts, xs=xs, dt=h, n_steps=n_steps)
 
 
@@ -370,7 +451,8 @@ class _Run:
     h: float
     sqrt_h: float
     n_steps: int
-    gen: torch.Generator
+    gens: list[torch.Generator]
+    blocks: list[tuple[int, int]]
     noise_fn: Callable[[float, torch.Tensor, Any], torch.Tensor] | None
     sigma: torch.Tensor | None
     clamp: tuple[torch.Tensor, torch.Tensor] | None
@@ -381,11 +463,9 @@ class _Run:
 
     def check(self, x: torch.Tensor, step: int) -> None:
         x = x.detach()
-        # A float64 sum is finite exactly when every element is (it cannot overflow for float32
-        # states) and costs one read pass; the elementwise test only confirms a non-finite sum.
-        if not math.isfinite(float(x.sum(dtype=torch.float64))) and not bool(
-            torch.isfinite(x).all()
-        ):
+        # A sum is finite when every element is and costs one read pass; the elementwise test
+        # only confirms a non-finite sum (NaN, infinity, or an overflow of finite values).
+        if not math.isfinite(float(x.sum())) and not bool(torch.isfinite(x).all()):
             h = self.h
             raise GclDivergenceError(
                 f"the integration diverged (NaN or infinite values) by t = {step * h:.4g} "
@@ -411,11 +491,11 @@ def _loop_autograd(run: _Run, x: torch.Tensor) -> torch.Tensor:
         drift = run.field(t, x, run.args)
         if run.noise_fn is not None:
             g = run.noise_fn(t, x, run.args)
-            x = x + drift * h + g * sqrt_h * _randn(x, run.gen)
+            x = x + drift * h + g * sqrt_h * _randn(x, run.gens, run.blocks)
         else:
             x = x + drift * h
         if run.sigma is not None:
-            x = x + run.sigma * _randn(x, run.gen)
+            x = x + run.sigma * _randn(x, run.gens, run.blocks)
         if run.nonnegative:
             x = x.clamp_min(0.0)
         if cl is not None:
@@ -427,6 +507,24 @@ def _loop_autograd(run: _Run, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _clamp_gm(run: _Run, xt: torch.Tensor) -> tuple[Any, Any, Any, Any]:
+    """The clamp laid out for a gene-major ``(n_genes, n_cells)`` state: ``(rows, values)``
+    when the same genes are clamped in every cell (values ``(n_rows, 1)``), otherwise
+    ``(mask, values)`` gene-major views for one ``torch.where``."""
+    if run.clamp is None:
+        return None, None, None, None
+    n_genes, n_cells = xt.shape
+    mask, values = run.clamp
+    values = torch.as_tensor(values, dtype=xt.dtype, device=xt.device)
+    if (mask.ndim == 1 or mask.shape[0] == 1) and values.ndim <= 1:  # same genes in all
+        rows = mask.reshape(-1).nonzero().reshape(-1)
+        full = torch.broadcast_to(values, (n_genes,))
+        return rows, full.index_select(0, rows)[:, None], None, None
+    # per-cell mask
+    mask_t = torch.broadcast_to(mask, (n_cells, n_genes)).T
+    return None, None, mask_t, torch.broadcast_to(values, (n_cells, n_genes)).T
+
+
 def _loop_inplace(run: _Run, x: torch.Tensor) -> torch.Tensor:
     """The same steps as :func:`_loop_autograd`, value for value, without allocating.
 
@@ -435,7 +533,8 @@ def _loop_inplace(run: _Run, x: torch.Tensor) -> torch.Tensor:
     allocated once. A field with a ``_drift_gm(t, xt, args, out, work)`` method writes its
     drift straight into the buffer (:class:`~gclandscape.engine.SigmoidField`: one ``addmm``
     and a few in-place passes per step). Every operation rounds as the out-of-place form does
-    and the noise comes from the generator in the same order, so a seed gives the same paths.
+    and the noise comes from the same generators in the same order, so a seed gives the same
+    paths.
     """
     h, sqrt_h = run.h, run.sqrt_h
     n_cells, n_genes = x.shape
@@ -443,21 +542,21 @@ def _loop_inplace(run: _Run, x: torch.Tensor) -> torch.Tensor:
     d = torch.empty_like(xt)  # drift * h
     work = torch.empty_like(xt)
     fused = getattr(run.field, "_drift_gm", None)
-
-    rows = vals = mask_t = vals_t = None
-    if run.clamp is not None:
-        mask, values = run.clamp
-        values = torch.as_tensor(values, dtype=xt.dtype, device=xt.device)
-        if (mask.ndim == 1 or mask.shape[0] == 1) and values.ndim <= 1:  # same genes in all
-            rows = mask.reshape(-1).nonzero().reshape(-1)
-            full = torch.broadcast_to(values, (n_genes,))
-            vals = full.index_select(0, rows)[:, None].expand(-1, n_cells)
-        else:  # per-cell mask: one torch.where in place
-            mask_t = torch.broadcast_to(mask, (n_cells, n_genes)).T
-            vals_t = torch.broadcast_to(values, (n_cells, n_genes)).T
+    rows, vals, mask_t, vals_t = _clamp_gm(run, xt)
+    if vals is not None:
+        vals = vals.expand(-1, n_cells)
 
     noisy = run.noise_fn is not None or run.sigma is not None
-    draws = _Normals(xt, run.gen, run.n_steps if noisy else 0)
+    draws = _Normals(xt, run.gens, run.blocks, run.n_steps if noisy else 0)
+    one = len(run.blocks) == 1
+
+    def add_noise(scale: torch.Tensor) -> None:
+        eps = draws.next()
+        for (s, e), ep in zip(run.blocks, eps, strict=True):
+            ep.T.mul_(scale if one else _cells(scale, s, e, n_cells))
+            (xt if one else xt[:, s:e]).add_(ep)
+        draws.release(eps)
+
     try:
         for step in range(1, run.n_steps + 1):
             t = (step - 1) * h
@@ -473,17 +572,11 @@ def _loop_inplace(run: _Run, x: torch.Tensor) -> torch.Tensor:
             if run.noise_fn is not None:
                 g = run.noise_fn(t, xt.T, run.args)
                 xt.add_(d)
-                eps = draws.next()
-                eps.T.mul_(g * sqrt_h)
-                xt.add_(eps)
-                draws.release(eps)
+                add_noise(torch.as_tensor(g * sqrt_h, dtype=xt.dtype, device=xt.device))
             else:
                 xt.add_(d)
             if run.sigma is not None:
-                eps = draws.next()
-                eps.T.mul_(run.sigma)
-                xt.add_(eps)
-                draws.release(eps)
+                add_noise(run.sigma)
             if run.nonnegative:
                 xt.clamp_(min=0.0)
             if rows is not None:
@@ -497,3 +590,116 @@ def _loop_inplace(run: _Run, x: torch.Tensor) -> torch.Tensor:
     finally:
         draws.close()
     return xt.T
+
+
+def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
+    """:func:`_loop_inplace` for a field with ``_drift_gm`` and a fixed noise scale, block by
+    block: cells are independent, so each block of cells runs all its steps on its own
+    contiguous buffers (small enough to stay in cache) with its own generator, and worker
+    threads (one per torch thread, each running torch single-threaded) share the blocks with
+    no synchronisation between steps. Each block's values are the same whatever the number
+    of workers."""
+    h = run.h
+    n_cells = x.shape[0]
+    n_workers = max(1, min(torch.get_num_threads(), len(run.blocks)))
+    xt_all = x.T  # read only: x may share memory with the caller's array
+    rows, vals, mask_t, vals_t = _clamp_gm(run, xt_all)
+    args = run.args
+    if isinstance(args, Mapping):  # per-cell overrides are cut per block, converted once
+        args = {
+            k: torch.as_tensor(
+                np.asarray(v) if not torch.is_tensor(v) else v, dtype=x.dtype, device=x.device
+            )
+            for k, v in args.items()
+        }
+    blocks = []
+    for (s, e), gen in zip(run.blocks, run.gens, strict=True):
+        xb = xt_all[:, s:e].contiguous()
+        blocks.append(
+            {
+                "s": s, "e": e, "x": xb, "d": torch.empty_like(xb), "w": torch.empty_like(xb),
+                "eps": torch.empty_like(xb), "gen": gen,
+                "args": {k: _cells(v, s, e, n_cells) for k, v in args.items()}
+                if isinstance(args, dict) else args,
+                "sigma": _sigma_gm(run.sigma, s, e, n_cells),
+                "vals": None if vals is None else vals.expand(-1, e - s),
+                "mask": None if mask_t is None else mask_t[:, s:e],
+                "mvals": None if vals_t is None else vals_t[:, s:e],
+            }
+        )  # fmt: skip
+    import threading
+
+    drift_gm = run.field._drift_gm
+    errors: list[tuple[int, int, BaseException]] = []
+    stop = [run.n_steps]  # the earliest step at which a block failed
+    lock = threading.Lock()
+
+    def work(mine: list[int]) -> None:
+        step = k = 0
+        try:
+            for step in range(1, run.n_steps + 1):
+                if step > stop[0]:
+                    return
+                t = (step - 1) * h
+                check = step % run.check_every == 0 or step == run.n_steps
+                for k in mine:
+                    b = blocks[k]
+                    xb, d = b["x"], b["d"]
+                    drift_gm(t, xb, b["args"], d, b["w"])
+                    d.mul_(h)
+                    xb.add_(d)
+                    if b["sigma"] is not None:
+                        eps = b["eps"].normal_(generator=b["gen"])
+                        eps.mul_(b["sigma"])
+                        xb.add_(eps)
+                    if run.nonnegative:
+                        xb.clamp_(min=0.0)
+                    if rows is not None:
+                        xb.index_copy_(0, rows, b["vals"])
+                    elif b["mask"] is not None:
+                        torch.where(b["mask"], b["mvals"], xb, out=xb)
+                    if check:
+                        run.check(xb, step)
+                    if step in run.save_at:
+                        run.xs[run.save_at[step], b["s"] : b["e"]] = xb.T
+        except BaseException as err:
+            with lock:
+                errors.append((step, k, err))
+                stop[0] = min(stop[0], step)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if n_workers == 1:
+            work(list(range(len(blocks))))
+        else:
+            n = len(blocks)
+            parts = [
+                list(range(w * n // n_workers, (w + 1) * n // n_workers)) for w in range(n_workers)
+            ]
+            pool = [threading.Thread(target=work, args=(p,), daemon=True) for p in parts]
+            for th in pool:
+                th.start()
+            try:
+                for th in pool:
+                    th.join()
+            except BaseException:  # e.g. KeyboardInterrupt: the workers stop at their next step
+                stop[0] = 0
+                raise
+    finally:
+        torch.set_num_threads(threads)
+    if errors:
+        raise min(errors, key=lambda e: e[:2])[2]
+    out = torch.empty_like(xt_all, memory_format=torch.contiguous_format)
+    for b in blocks:
+        out[:, b["s"] : b["e"]] = b["x"]
+    return out.T
+
+
+def _sigma_gm(sigma: torch.Tensor | None, s: int, e: int, n_cells: int) -> torch.Tensor | None:
+    """The noise scale of cells ``s:e`` laid out to broadcast against a gene-major block."""
+    if sigma is None or sigma.ndim == 0:
+        return sigma
+    if sigma.ndim == 1:
+        return sigma[:, None]
+    return _cells(sigma, s, e, n_cells).T
