@@ -324,8 +324,9 @@ def integrate(
     generator would draw serially (as long as the matrix product at G = 300), is drawn in
     parallel, and the per-step passes stay in cache. Other fields draw the next step's noise
     in a background thread while the current step computes. None of this changes a value
-    beyond the rounding of the matrix product: a seed gives the paths of the plain
-    out-of-place Euler–Maruyama loop with the same noise. That plain loop (which autograd
+    beyond rounding (the matrix product per block; in blocks, the decay and the noise are
+    added in fused passes ``addcmul`` / ``add(alpha=)``, rounded once): a seed gives the
+    paths of the plain out-of-place Euler–Maruyama loop with the same noise. That plain loop (which autograd
     can follow) runs instead when gradients are wanted: grad mode on and ``x0`` requiring
     gradients or ``field`` a ``torch.nn.Module`` with parameters that do; otherwise no graph
     is recorded.
@@ -622,6 +623,8 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                 "args": {k: _cells(v, s, e, n_cells) for k, v in args.items()}
                 if isinstance(args, dict) else args,
                 "sigma": _sigma_gm(run.sigma, s, e, n_cells),
+                "sigma_f": float(run.sigma) if run.sigma is not None and run.sigma.ndim == 0
+                else None,
                 "vals": None if vals is None else vals.expand(-1, e - s),
                 "mask": None if mask_t is None else mask_t[:, s:e],
                 "mvals": None if vals_t is None else vals_t[:, s:e],
@@ -644,14 +647,17 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                 check = step % run.check_every == 0 or step == run.n_steps
                 for k in mine:
                     b = blocks[k]
-                    xb, d = b["x"], b["d"]
-                    drift_gm(t, xb, b["args"], d, b["w"])
-                    d.mul_(h)
-                    xb.add_(d)
+                    xb = b["x"]
+                    # fused passes, each rounded once where the plain loop rounds twice
+                    drift_gm(t, xb, b["args"], b["d"], b["w"], exact=False)
+                    xb.add_(b["d"], alpha=h)
                     if b["sigma"] is not None:
                         eps = b["eps"].normal_(generator=b["gen"])
-                        eps.mul_(b["sigma"])
-                        xb.add_(eps)
+                        if b["sigma_f"] is not None:
+                            xb.add_(eps, alpha=b["sigma_f"])
+                        else:
+                            eps.mul_(b["sigma"])
+                            xb.add_(eps)
                     if run.nonnegative:
                         xb.clamp_(min=0.0)
                     if rows is not None:
