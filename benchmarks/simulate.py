@@ -21,12 +21,9 @@
 The kernel (``integrate`` on a CPU batch of more than 2^18 values): cells are cut into equal
 blocks of about 2^18 values, each with its own noise generator; worker threads (one per
 torch thread, torch single-threaded inside each) step their blocks independently, so the
-serial Mersenne-Twister normal draws of ~3 ns each run on every core and the per-step passes
-stay in cache. Measured in one run against the previous single-generator path (one
-generator for the whole batch, drawn in a background thread), 500 steps, 2 cores: G = 300
-SDE 10.6 s (ratio 0.46, before 15.3 s / 0.32), ODE 7.2 s (0.68, before 0.63); G = 1000 SDE
-0.65 (before 0.60), ODE 0.78. The normal draws (~4 ns each, 12.8 ms of 41 ms of CPU per step
-at G = 300) keep the noisy G = 300 run under 0.5; see benchmarks/README.md.
+serial Mersenne-Twister normal draws run on every core and the per-step passes stay in
+cache. The measured tables, and why G = 300 with noise sits at about 0.5, are in
+benchmarks/README.md.
 
 All timings are best-of-k wall-clock seconds. The machine is shared: timings are noisy, so
 each ratio uses the best matrix-multiply rate of the whole run (the conservative choice).

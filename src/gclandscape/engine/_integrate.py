@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -184,7 +185,6 @@ class _Normals:
         ]
         if prefetch:
             import queue
-            import threading
 
             self.free: queue.Queue = queue.Queue()
             self.ready: queue.Queue = queue.Queue()
@@ -599,7 +599,8 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
     contiguous buffers (small enough to stay in cache) with its own generator, and worker
     threads (one per torch thread, each running torch single-threaded) share the blocks with
     no synchronisation between steps. Each block's values are the same whatever the number
-    of workers."""
+    of workers; they differ from :func:`_loop_inplace` only by rounding (the matrix product
+    per block, the decay and a scalar noise added in fused passes)."""
     h = run.h
     n_cells = x.shape[0]
     n_workers = max(1, min(torch.get_num_threads(), len(run.blocks)))
@@ -630,8 +631,6 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                 "mvals": None if vals_t is None else vals_t[:, s:e],
             }
         )  # fmt: skip
-    import threading
-
     drift_gm = run.field._drift_gm
     errors: list[tuple[int, int, BaseException]] = []
     stop = [run.n_steps]  # the earliest step at which a block failed

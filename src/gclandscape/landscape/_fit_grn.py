@@ -270,8 +270,9 @@ def fit_grn(
             )
         idx = adata.var_names.get_indexer(gene_list)
         x = np.asarray(adata.layers[f"{drift_key}_state"][:, idx], dtype=np.float64)
-        # the path velocity at the smoothed states, without the per-cell restoring term
-        # (fitted to the per-cell drift the GRN lost accuracy; gcl.tl.drift, restoring=)
+        # the path velocity at the smoothed states, not the per-cell drift with its restoring
+        # term (the GRN fitted to that lost accuracy: gcl.tl.drift, restoring=); a drift
+        # stored without a path layer (older versions) is its path velocity
         path = f"{drift_key}_path" if f"{drift_key}_path" in adata.layers else drift_key
         dxdt = np.asarray(adata.layers[path][:, idx], dtype=np.float64)
         scale = adata.var[f"{drift_key}_scale"].to_numpy()[idx]
