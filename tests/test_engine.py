@@ -307,7 +307,7 @@ def test_blocked_kernel_is_seeded_and_independent_of_threads(monkeypatch, kw, dt
     if "n_save" in kw:
         assert torch.equal(one.xs, two.xs)
         torch.testing.assert_close(one.xs, slow.xs.detach(), atol=tol, rtol=0)
-    if "n_save" in kw:  # the clamp of genes 1 and 3
+        # the clamp of genes 1 and 3
         assert torch.all(one.x[:, 1] == 0.0)
         assert torch.all(one.x[:, 3] == 2.0)
 

@@ -148,14 +148,14 @@ class SigmoidField(_Field):
         xt: torch.Tensor,
         args: Any,
         out: torch.Tensor,
-        work: torch.Tensor,
+        work: torch.Tensor | None,
         *,
         exact: bool = True,
     ) -> None:
         """The drift written gene-major into ``out`` (``(n_genes, n_cells)``), no allocation.
 
-        ``xt`` is the gene-major state and ``work`` a scratch buffer of its shape; with
-        ``exact`` the values equal ``self(t, xt.T, args).T`` operation for operation, without
+        ``xt`` is the gene-major state and ``work`` a scratch buffer of its shape (used only
+        with ``exact``; may be ``None`` without it); with ``exact`` the values equal ``self(t, xt.T, args).T`` operation for operation, without
         it the decay is subtracted in one fused pass (``addcmul``, rounded once: within an
         ulp). Used by :func:`~gclandscape.engine.integrate`.
         """

@@ -619,8 +619,8 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
         xb = xt_all[:, s:e].contiguous()
         blocks.append(
             {
-                "s": s, "e": e, "x": xb, "d": torch.empty_like(xb), "w": torch.empty_like(xb),
-                "eps": torch.empty_like(xb), "gen": gen,
+                "s": s, "e": e, "x": xb, "d": torch.empty_like(xb),
+                "eps": None if run.sigma is None else torch.empty_like(xb), "gen": gen,
                 "args": {k: _cells(v, s, e, n_cells) for k, v in args.items()}
                 if isinstance(args, dict) else args,
                 "sigma": _sigma_gm(run.sigma, s, e, n_cells),
@@ -648,7 +648,7 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                     b = blocks[k]
                     xb = b["x"]
                     # fused passes, each rounded once where the plain loop rounds twice
-                    drift_gm(t, xb, b["args"], b["d"], b["w"], exact=False)
+                    drift_gm(t, xb, b["args"], b["d"], None, exact=False)
                     xb.add_(b["d"], alpha=h)
                     if b["sigma"] is not None:
                         eps = b["eps"].normal_(generator=b["gen"])

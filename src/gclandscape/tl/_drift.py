@@ -39,10 +39,19 @@ def smooth_states(x: np.ndarray, graph: sp.spmatrix, n_steps: int) -> np.ndarray
     [1.0, 1.0]
     """
     smooth = _row_normalise(sp.csr_matrix(graph) + sp.eye(graph.shape[0], format="csr"))
+    return _smoothed(smooth, x, {n_steps})[n_steps]
+
+
+def _smoothed(smooth: sp.csr_matrix, x: np.ndarray, steps: set[int]) -> dict[int, np.ndarray]:
+    """``{k: S^k x}`` for every ``k`` in ``steps``, from one run of repeated averaging with the
+    row-stochastic ``smooth`` (values identical to :func:`smooth_states` for each ``k``)."""
     x = np.asarray(x, dtype=np.float64)
-    for _ in range(n_steps):
+    out = {k: x for k in steps if k == 0}
+    for k in range(1, max(steps) + 1):
         x = smooth @ x
-    return x
+        if k in steps:
+            out[k] = x
+    return out
 
 
 def forward_transition_matrix(
@@ -216,9 +225,11 @@ def estimate_drift(
     n = x.shape[0]
     graph = sp.csr_matrix(graph)
     smooth = _row_normalise(graph + sp.eye(n, format="csr"))
-    x = np.asarray(x, dtype=np.float64)
-    xs = smooth_states(x, graph, n_smooth)
-    t = smooth_states(t, graph, time_smoothing)
+    # every smoothing of the states the path and the restoring term need, in one run
+    steps = {n_smooth, state_smooth, reference_smooth} if restoring > 0 else {n_smooth}
+    sx = _smoothed(smooth, x, steps)
+    xs = sx[n_smooth]
+    t = _smoothed(smooth, t, {time_smoothing})[time_smoothing]
     weights = _row_normalise(forward_transition_matrix(graph, t) + sp.eye(n, format="csr"))
     t_mean = weights @ t
     x_mean = weights @ xs
@@ -234,10 +245,7 @@ def estimate_drift(
     if restoring > 0:
         v = smooth @ path
         gamma = decay_rate(v, xs)
-        deviation = smooth_states(x, graph, state_smooth) - smooth_states(
-            x, graph, reference_smooth
-        )
-        v = v - restoring * gamma * deviation
+        v = v - restoring * gamma * (sx[state_smooth] - sx[reference_smooth])
     return DriftEstimate(v, xs, path) if full_output else v
 
 
