@@ -365,6 +365,31 @@ def test_blocked_kernel_divergence_is_reported_at_the_same_step(monkeypatch):
     assert "(step 6 of 100)" in msgs[0]
 
 
+def test_blocked_kernel_multiplies_through_numpy_and_restores_blas_threads(monkeypatch):
+    # the block product runs through numpy's BLAS with one thread per worker; the caller's
+    # BLAS thread count is back afterwards, also when the run fails
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import gclandscape.engine._integrate as integ
+
+    monkeypatch.setattr(integ, "BLOCK_VALUES", 50)
+    calls = []
+    matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
+    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    if not blas:
+        pytest.skip("numpy reports no BLAS library to threadpoolctl")
+    x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1))
+    with threadpool_limits(limits=2, user_api="blas"):
+        integrate(_sigmoid_case(), x0, t_max=1.0, dt=0.05, noise=0.1, num_threads=2)
+        assert len(calls) == 20 * 5  # 20 steps × 5 blocks
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+        with pytest.raises(GclDivergenceError):
+            integrate(SigmoidField(np.zeros((6, 6)), gamma=-50.0), x0 + 1e30, t_max=5.0,
+                      dt=0.5, check_every=1, num_threads=2)  # fmt: skip
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+
+
 def test_blocked_kernel_does_not_touch_a_gene_major_input(monkeypatch):
     import gclandscape.engine._integrate as integ
 

@@ -18,6 +18,8 @@ from .._errors import GclError
 
 __all__ = ["BooleanHillField", "LinearField", "SigmoidField"]
 
+_BLAS_DTYPES = (torch.float32, torch.float64)
+
 
 def _as_param(value: Any, n: int, name: str) -> torch.Tensor:
     t = torch.as_tensor(
@@ -155,12 +157,21 @@ class SigmoidField(_Field):
         """The drift written gene-major into ``out`` (``(n_genes, n_cells)``), no allocation.
 
         ``xt`` is the gene-major state and ``work`` a scratch buffer of its shape (used only
-        with ``exact``; may be ``None`` without it); with ``exact`` the values equal ``self(t, xt.T, args).T`` operation for operation, without
-        it the decay is subtracted in one fused pass (``addcmul``, rounded once: within an
-        ulp). Used by :func:`~gclandscape.engine.integrate`.
+        with ``exact``; may be ``None`` without it). With ``exact`` the values equal
+        ``self(t, xt.T, args).T`` operation for operation; without it, on the CPU, the
+        product runs through numpy's BLAS (call it inside ``threadpool_limits``) and the decay
+        is subtracted in one fused pass (``addcmul``): equal up to rounding. Used by
+        :func:`~gclandscape.engine.integrate`.
         """
         p = self._override(self.params(xt), args, xt)
-        torch.addmm(_gene_major(p["b"]), p["W"], xt, out=out)
+        if not exact and xt.device.type == "cpu" and xt.dtype in _BLAS_DTYPES and p["W"].ndim == 2:
+            # numpy's BLAS (OpenBLAS) multiplies these shapes 10-25 % faster than torch's
+            # MKL on the AMD CPUs we measured (benchmarks/simulate.py); the caller limits it
+            # to one thread per worker
+            np.matmul(p["W"].detach().numpy(), xt.numpy(), out=out.numpy())
+            out.add_(_gene_major(p["b"]))
+        else:
+            torch.addmm(_gene_major(p["b"]), p["W"], xt, out=out)
         out.sigmoid_()
         out.mul_(_gene_major(p["alpha"]))
         if exact:
