@@ -88,16 +88,16 @@ def _myeloid_r(adata, **kwargs) -> np.ndarray:
     return _pergene_r(np.asarray(v), np.asarray(truth["velocity"]))
 
 
-# measured on the myeloid default (seed 0), median r: sim_time 0.483 (path only) and 0.516
-# (restoring=1, the default); pseudotime 0.452 and 0.484. benchmarks/latent.py --drift-only
-# has 6 seeds
+# measured on the myeloid default (seed 0), median r: sim_time 0.483 (path only) and 0.561
+# (restoring=1, the default, with the cross-gene deviation); pseudotime 0.452 and 0.519 (the
+# issue's goal is 0.5 on both). benchmarks/latent.py --drift-only has 6 seeds
 @pytest.mark.parametrize(
     ("time_key", "restoring", "floor"),
     [
         (Key.obs.sim_time, 0.0, 0.45),
         (Key.obs.pseudotime, 0.0, 0.42),
-        (Key.obs.sim_time, 1.0, 0.49),
-        (Key.obs.pseudotime, 1.0, 0.46),
+        (Key.obs.sim_time, 1.0, 0.54),
+        (Key.obs.pseudotime, 1.0, 0.50),
     ],
 )
 def test_drift_on_myeloid_correlates_with_truth(myeloid_pseudotime, time_key, restoring, floor):
@@ -111,6 +111,51 @@ def test_restoring_term_improves_myeloid_drift(myeloid_pseudotime):
     with_pull = _myeloid_r(myeloid_pseudotime, time_key=Key.obs.sim_time, restoring=1.0)
     path_only = _myeloid_r(myeloid_pseudotime, time_key=Key.obs.sim_time, restoring=0.0)
     assert np.median(with_pull) > np.median(path_only) + 0.02, (with_pull, path_only)
+
+
+@pytest.mark.parametrize("time_key", [Key.obs.sim_time, Key.obs.pseudotime])
+def test_crossgene_deviation_beats_the_neighbour_estimate(
+    myeloid_pseudotime, monkeypatch, time_key
+):
+    # the restoring term's deviation from the counts of all genes (a factor model over the
+    # 300 targets, averaged with S^2 x - S^8 x) against S^2 x - S^8 x alone; measured on
+    # seed 0: 0.527 -> 0.561 (clock), 0.485 -> 0.519 (pseudotime)
+    import gclandscape.tl._drift as drift_mod
+
+    adata = myeloid_pseudotime.copy()
+    gcl.tl.drift(adata, time_key=time_key)
+    assert adata.uns[Key.layers.drift]["params"]["deviation"] == "counts of 300 other genes"
+    truth = adata.uns[Key.uns.truth]
+    regs = list(truth["regulators"])
+    crossgene = _pergene_r(adata[:, regs].layers[Key.layers.drift], truth["velocity"])
+    monkeypatch.setattr(drift_mod, "MAX_CROSSGENE_GENES", 5)
+    gcl.tl.drift(adata, time_key=time_key)
+    assert adata.uns[Key.layers.drift]["params"]["deviation"].startswith("neighbours (more than 5")
+    neighbours = _pergene_r(adata[:, regs].layers[Key.layers.drift], truth["velocity"])
+    assert np.median(crossgene) > np.median(neighbours) + 0.025, (crossgene, neighbours)
+
+
+def test_crossgene_deviation_needs_counts(myeloid_pseudotime):
+    adata = myeloid_pseudotime.copy()
+    gcl.tl.drift(adata, time_key=Key.obs.sim_time, layer=Key.layers.lognorm)
+    assert adata.uns[Key.layers.drift]["params"]["deviation"] == "neighbours"
+    gcl.tl.drift(adata, time_key=Key.obs.sim_time, restoring=0.0)
+    assert adata.uns[Key.layers.drift]["params"]["deviation"] == "neighbours"
+
+
+def test_estimate_drift_takes_a_precomputed_deviation():
+    t, x, _ = _curve(n=300)
+    g = _knn_graph(x)
+    v0 = estimate_drift(x, t, g, restoring=0.0)
+    dev = np.ones_like(x)
+    v = estimate_drift(x, t, g, deviation=dev)
+    smooth = smooth_states(estimate_drift(x, t, g, restoring=0.0, n_post_smooth=1), g, 1)
+    # drift = S path - gamma * deviation: a constant deviation shifts every cell alike
+    shift = smooth - v
+    np.testing.assert_allclose(shift, shift[:1].repeat(len(x), 0), atol=1e-12)
+    assert not np.allclose(v, v0)
+    with pytest.raises(GclError, match="shape of x"):
+        estimate_drift(x, t, g, deviation=dev[:, :2])
 
 
 def test_decay_rate_of_switching_off_genes():
