@@ -479,8 +479,9 @@ def drift(
       targets they drive, with independent counting noise, and a factor model with
       negative-binomial noise (:func:`~gclandscape.tl._deviation.crossgene_deviation`) gives
       each cell's posterior mean deviation, averaged with that of the cell's close
-      neighbourhood (``S^2 x - S^8 x``); otherwise the neighbourhood's alone.
-      ``.uns[key_added]["params"]["deviation"]`` says which. The sum is the per-cell dx/dt in ``.layers[key_added]``.
+      neighbourhood (``S^2 x - S^8 x``); otherwise the neighbourhood's alone
+      (``.uns[key_added]["params"]["deviation"]`` says which). The sum is the per-cell
+      dx/dt in ``.layers[key_added]``.
 
     Or, with ``velocity_layer``, the drift is read off an RNA-velocity layer (and the path
     layer is the same velocity).
@@ -524,11 +525,11 @@ def drift(
         0.50; with the neighbourhood deviation 0.52 / 0.51 and 0.53 / 0.53; with the
         cross-gene deviation (the default) 0.56 / 0.56 and 0.59 / 0.58, every seed ≥ 0.51.
         The cross-gene gain needs genes that follow the regulators: with 100 or 30 of the
-        300 simulated targets kept it was 0.005–0.02. Where the graph resolves each cell's state finely (low
-        measurement noise) the path term already carries the pull and the restoring term
-        can add noise (a low-noise relaxation toy: r lower by about 0.05). The GRN is fitted
-        to the path velocity either way: fitted to the per-cell drift it lost accuracy
-        (a 6-gene network's AUPRC ratio 1.97 → 0.90).
+        300 simulated targets kept it was 0.005–0.02. Where the graph resolves each cell's
+        state finely (low measurement noise) the path term already carries the pull and the
+        restoring term can add noise (a low-noise relaxation toy: r lower by about 0.05).
+        The GRN is fitted to the path velocity either way: fitted to the per-cell drift it
+        lost accuracy (a 6-gene network's AUPRC ratio 1.97 → 0.90).
     seed
         Random seed of the neighbour search.
     key_added
