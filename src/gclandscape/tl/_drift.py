@@ -432,13 +432,7 @@ def _deviation_from_counts(
         fano = measured.var(axis=0) / mean
         measured = measured[:, np.sort(np.argsort(-fano, kind="stable")[:MAX_MEASURED_GENES])]
     smooth = _row_normalise(graph + sp.eye(graph.shape[0], format="csr"))
-    crossgene = crossgene_deviation(xs, scale, measured, libf, smooth, seed=seed)
-    # averaged with the neighbourhood estimate (the two err differently): measured on the
-    # myeloid default with 30, 100 or 300 of its target genes, the cross-gene estimate alone
-    # lost 0.01-0.02 median r against the neighbourhood with 30 or 100, the average gained
-    # 0.005-0.02; with all 300 the average gives up 0.003-0.009 of the cross-gene gain
-    near = _smoothed(smooth, xs, {2, 8})
-    dev = 0.5 * (crossgene + near[2] - near[8])
+    dev = crossgene_deviation(xs, scale, measured, libf, smooth, seed=seed)
     return dev, f"counts of {measured.shape[1]} other genes"
 
 
