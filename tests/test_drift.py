@@ -230,13 +230,31 @@ def test_denoised_layer_is_used_only_when_asked_for(myeloid_small):
 
 
 @pytest.mark.slow
-def test_fit_grn_fits_the_path_velocity_not_the_per_cell_drift(myeloid_small):
-    genomes = []
-    for restoring in (0.0, 1.0):
+def test_fit_grn_fits_the_per_cell_drift_only_with_the_crossgene_deviation(
+    myeloid_small, monkeypatch
+):
+    # the per-cell drift is fitted when its restoring term comes from the cross-gene
+    # deviation; with the neighbourhood deviation (here forced by a lower gene cap) or no
+    # restoring term, the path velocity is, so those two genomes are identical
+    import gclandscape.tl._drift as drift_module
+
+    def fitted(restoring: float):
         adata = myeloid_small.copy()
         gcl.tl.drift(adata, time_key="sim_time", restoring=restoring)
-        genomes.append(gcl.landscape.fit_grn(adata, n_bootstrap=0))
-    np.testing.assert_array_equal(genomes[0].W, genomes[1].W)
+        genome = gcl.landscape.fit_grn(adata, n_bootstrap=0)
+        return genome, adata.uns["gcl_genome"]["params"]
+
+    crossgene, params = fitted(1.0)
+    assert params["target"] == "per-cell drift"
+    assert params["deviation"].startswith(drift_module.CROSSGENE_LABEL)
+    path_only, params = fitted(0.0)
+    assert params["target"] == "path velocity"
+    monkeypatch.setattr(drift_module, "MAX_CROSSGENE_GENES", 5)
+    neighbours, params = fitted(1.0)
+    assert params["target"] == "path velocity"
+    assert params["deviation"].startswith("neighbours")
+    np.testing.assert_array_equal(path_only.W, neighbours.W)
+    assert not np.allclose(crossgene.W, path_only.W)
 
 
 def test_drift_roundtrips_h5ad(myeloid_small, tmp_path):

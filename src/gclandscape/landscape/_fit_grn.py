@@ -181,7 +181,7 @@ def fit_grn(
 
     from ..engine._grn import edge_scores
     from ..engine._grn_fit import bootstrap_confidence, fit
-    from ..tl._drift import _graph, expression_states, smooth_states
+    from ..tl._drift import _graph, expression_states, smooth_states, used_crossgene
 
     gene_list = _select_genes(adata, genes)
     if groupby is not None and groupby not in adata.obs:
@@ -270,15 +270,21 @@ def fit_grn(
             )
         idx = adata.var_names.get_indexer(gene_list)
         x = np.asarray(adata.layers[f"{drift_key}_state"][:, idx], dtype=np.float64)
-        # the path velocity at the smoothed states, not the per-cell drift with its restoring
-        # term (the GRN fitted to that lost accuracy: gcl.tl.drift, restoring=); a drift
-        # stored without a path layer (older versions) is its path velocity
-        path = f"{drift_key}_path" if f"{drift_key}_path" in adata.layers else drift_key
+        # the per-cell drift (path velocity plus restoring term) when its deviation came from
+        # the counts of the other genes (tl.drift's cross-gene estimate); otherwise the path
+        # velocity at the smoothed states, as a restoring term from the neighbourhood estimate
+        # lost accuracy (benchmarks/README.md, "GRN recovery"); a drift stored without a path
+        # layer (older versions) is its path velocity
+        drift_params = adata.uns.get(drift_key, {}).get("params", {})
+        target = "per-cell drift" if used_crossgene(drift_params) else "path velocity"
+        path = f"{drift_key}_path"
+        if target == "per-cell drift" or path not in adata.layers:
+            path = drift_key
         dxdt = np.asarray(adata.layers[path][:, idx], dtype=np.float64)
         scale = adata.var[f"{drift_key}_scale"].to_numpy()[idx]
-        params.update(drift_key=drift_key, **{
-            k: v for k, v in adata.uns.get(drift_key, {}).get("params", {}).items()
-            if k in ("time_key", "velocity_layer", "method")
+        params.update(drift_key=drift_key, target=target, **{
+            k: v for k, v in drift_params.items()
+            if k in ("time_key", "velocity_layer", "method", "deviation")
         })  # fmt: skip
         logger.info("fit_grn: drift mode on %d genes × %d cells", len(gene_list), adata.n_obs)
     else:

@@ -396,6 +396,9 @@ def _graph(
 MAX_CROSSGENE_GENES = 30
 #: ... and reads at most this many other genes (the most variable by normalised dispersion).
 MAX_MEASURED_GENES = 1000
+#: How ``params["deviation"]`` of a drift names the cross-gene estimate (followed by the
+#: number of genes it read); :func:`gclandscape.landscape.fit_grn` fits the per-cell drift then.
+CROSSGENE_LABEL = "counts of "
 
 
 def _deviation_from_counts(
@@ -433,7 +436,12 @@ def _deviation_from_counts(
         measured = measured[:, np.sort(np.argsort(-fano, kind="stable")[:MAX_MEASURED_GENES])]
     smooth = _row_normalise(graph + sp.eye(graph.shape[0], format="csr"))
     dev = crossgene_deviation(xs, scale, measured, libf, smooth, seed=seed)
-    return dev, f"counts of {measured.shape[1]} other genes"
+    return dev, f"{CROSSGENE_LABEL}{measured.shape[1]} other genes"
+
+
+def used_crossgene(params: dict) -> bool:
+    """Whether a drift's restoring term came from the cross-gene deviation (its ``params``)."""
+    return str(params.get("deviation", "")).startswith(CROSSGENE_LABEL)
 
 
 def drift(
