@@ -115,11 +115,17 @@ def fit_grn(
 
     What the model is fitted to:
 
-    - **Drift mode** (a time signal exists): the vector field is regressed on the per-cell
-      drift of :func:`gclandscape.tl.drift` — computed here from ``time_key``, from a
-      pseudotime rooted in ``root`` within ``groupby`` (:func:`gclandscape.tl.pseudotime`), or
-      from ``velocity_layer`` (overwriting ``.layers[drift_key]``); with none of them given,
-      a drift already in ``.layers[drift_key]`` is used.
+    - **Drift mode** (a time signal exists): the vector field is regressed on the drift of
+      :func:`gclandscape.tl.drift` — computed here from ``time_key``, from a pseudotime
+      rooted in ``root`` within ``groupby`` (:func:`gclandscape.tl.pseudotime`), or from
+      ``velocity_layer`` (overwriting ``.layers[drift_key]``); with none of them given, a
+      drift already in ``.layers[drift_key]`` is used. The regression target is the
+      per-cell drift (path velocity plus restoring term) when its deviations were estimated
+      from the counts of the other genes (the cross-gene estimate: counts data and at most
+      30 genes), and the path velocity otherwise: with the cruder neighbourhood deviation
+      the restoring term cost accuracy, with the cross-gene one it raised the AUPRC ratio
+      on the simulated networks (``benchmarks/README.md``). ``.uns[key_added]["params"]``
+      records the ``target``.
     - **Steady-state mode** (no ``time_key``, ``root``, ``groupby``, ``velocity_layer`` or
       drift: one population, as in a Perturb-seq control arm): the cells fluctuate around a
       fixed point, so each gene's production is regressed on its regulators at the observed
