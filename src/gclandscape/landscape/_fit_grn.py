@@ -123,9 +123,9 @@ def fit_grn(
       per-cell drift (path velocity plus restoring term) when its deviations were estimated
       from the counts of the other genes (the cross-gene estimate: counts data and at most
       30 genes), and the path velocity otherwise: with the cruder neighbourhood deviation
-      the restoring term cost accuracy, with the cross-gene one it raised the AUPRC ratio
-      on the simulated networks (``benchmarks/README.md``). ``.uns[key_added]["params"]``
-      records the ``target``.
+      the restoring term cost accuracy; with the cross-gene one it raised the knockout
+      predictions on simulated networks and left edge recovery about even
+      (``benchmarks/README.md``). ``.uns[key_added]["params"]`` records the ``target``.
     - **Steady-state mode** (no ``time_key``, ``root``, ``groupby``, ``velocity_layer`` or
       drift: one population, as in a Perturb-seq control arm): the cells fluctuate around a
       fixed point, so each gene's production is regressed on its regulators at the observed
@@ -277,10 +277,10 @@ def fit_grn(
         idx = adata.var_names.get_indexer(gene_list)
         x = np.asarray(adata.layers[f"{drift_key}_state"][:, idx], dtype=np.float64)
         # the per-cell drift (path velocity plus restoring term) when its deviation came from
-        # the counts of the other genes (tl.drift's cross-gene estimate); otherwise the path
-        # velocity at the smoothed states, as a restoring term from the neighbourhood estimate
-        # lost accuracy (benchmarks/README.md, "GRN recovery"); a drift stored without a path
-        # layer (older versions) is its path velocity
+        # the counts of the other genes (tl.drift's cross-gene estimate: better knockout
+        # predictions); otherwise the path velocity at the smoothed states, as a restoring
+        # term from the neighbourhood estimate lost accuracy (benchmarks/README.md, "GRN
+        # recovery"); a drift stored without a path layer (older versions) is its path velocity
         drift_params = adata.uns.get(drift_key, {}).get("params", {})
         target = "per-cell drift" if used_crossgene(drift_params) else "path velocity"
         path = f"{drift_key}_path"
