@@ -183,9 +183,13 @@ def test_03_generative_genome(kernel_env):
     # the most pleiotropic edge, removed on its own, moves a fate (measured 0.19)
     assert got["edge_delta"] > 0.05
     # fates are set by the progenitors' states: with and without noise the same fractions
-    # (measured within 0.01), and the deterministic run still reaches all four fates
+    # (measured within 0.05), and the deterministic run still reaches all four fates; a few
+    # cells may stop at the small progenitor attractor of the genome fitted to the per-cell
+    # drift (basin 0.8 % of cells; measured 0.053 without noise, 0.005 with)
     dev = got["development"]
     noisy, quiet = dev["early progenitors, with noise"], dev["early progenitors, no noise"]
     assert max(abs(noisy[f] - quiet[f]) for f in noisy) < 0.1
-    assert sum(v > 0.05 for v in quiet.values()) == 4
+    assert all(quiet[f] > 0.05 for f in ("Ery", "Mk", "Gran", "Mono"))
+    assert quiet.get("progenitor", 0.0) < 0.1
+    assert sum(quiet.values()) == pytest.approx(1.0)
     assert _images(nb) >= 3  # network, scan, edge mutation
