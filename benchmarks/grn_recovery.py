@@ -6,8 +6,8 @@ synthetic networks, the myeloid default, ``simulate`` on random signed networks 
 
 - ``fit_grn``: ``gcl.landscape.fit_grn(adata, genes=<scored genes>, time_key=<time column>,
   seed=0)``, after ``gcl.pp.recipe(adata, n_top_genes=500)`` on counts data (the documented
-  pipeline; not timed), with its own defaults (its choice of coordinates, drift and sparsity is its own
-  business) except ``n_bootstrap=0``: the bootstrap only adds a ``confidence`` column, which
+  pipeline; not timed), with its own defaults (its choice of coordinates, drift and sparsity
+  is its own business) except ``n_bootstrap=0``: the bootstrap only adds a ``confidence`` column, which
   is not scored (``--bootstrap`` keeps the default). Edges from ``genome.edges()`` ranked by ``|weight|`` (the mean Jacobian) and
   signed by ``weight``; pairs it leaves out score 0. When the edge table has an
   ``abs_jacobian`` column a second row, ``fit_grn |J|``, ranks by the mean absolute Jacobian
@@ -143,7 +143,7 @@ def run_fit_grn(
     if ds.counts:
         # the documented pipeline (README; knockouts.py does the same): without it the drift's
         # neighbour graph is built on a PCA of raw counts (measured 2026-11-24: myeloid AUPRC
-        # ratio 1.38 without, 1.90 with, path-velocity fit); not timed, like the baselines'
+        # ratio 1.38 without, 1.79 with, path-velocity fit); not timed, like the baselines'
         # log-normalisation
         import gclandscape as gcl
 
