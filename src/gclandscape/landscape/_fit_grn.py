@@ -283,10 +283,10 @@ def fit_grn(
         # recovery"); a drift stored without a path layer (older versions) is its path velocity
         drift_params = adata.uns.get(drift_key, {}).get("params", {})
         target = "per-cell drift" if used_crossgene(drift_params) else "path velocity"
-        path = f"{drift_key}_path"
-        if target == "per-cell drift" or path not in adata.layers:
-            path = drift_key
-        dxdt = np.asarray(adata.layers[path][:, idx], dtype=np.float64)
+        layer = f"{drift_key}_path"
+        if target == "per-cell drift" or layer not in adata.layers:
+            layer = drift_key
+        dxdt = np.asarray(adata.layers[layer][:, idx], dtype=np.float64)
         scale = adata.var[f"{drift_key}_scale"].to_numpy()[idx]
         params.update(drift_key=drift_key, target=target, **{
             k: v for k, v in drift_params.items()

@@ -232,11 +232,11 @@ def estimate_drift(
     n = x.shape[0]
     graph = sp.csr_matrix(graph)
     smooth = _row_normalise(graph + sp.eye(n, format="csr"))
-    # every smoothing of the states the path and the restoring term need, in one run
     if deviation is not None and np.shape(deviation) != np.shape(x):
         raise GclError(
             f"deviation must have the shape of x {np.shape(x)}; got {np.shape(deviation)}."
         )
+    # every smoothing of the states the path and the restoring term need, in one run
     steps = {n_smooth}
     if restoring > 0 and deviation is None:
         steps |= {state_smooth, reference_smooth}
