@@ -141,10 +141,10 @@ def run_fit_grn(
 ) -> tuple[list[tuple[str, B.EdgeScores]], float, str]:
     adata = ds.adata.copy()
     if ds.counts:
-        # the documented pipeline (README; knockouts.py does the same): without it the drift's
-        # neighbour graph is built on a PCA of raw counts (measured 2026-11-24: myeloid AUPRC
-        # ratio 1.38 without, 1.79 with, path-velocity fit); not timed, like the baselines'
-        # log-normalisation
+        # the documented pipeline (README; knockouts.py does the same); not timed, like the
+        # baselines' log-normalisation. Without it the drift's neighbour graph is built on a
+        # PCA of a log-normalised copy of the counts, which gave the same figures here
+        # (benchmarks/README.md; until 2026-11-24 that PCA was of the raw counts)
         import gclandscape as gcl
 
         gcl.pp.recipe(adata, n_top_genes=500)

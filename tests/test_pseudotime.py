@@ -122,6 +122,43 @@ def test_pca_computed_when_no_rep():
     assert spearmanr(adata.obs[Key.obs.pseudotime], t).statistic > 0.95
 
 
+def test_pca_of_raw_counts_is_log_normalised(caplog):
+    # raw counts in .X and no PCA: the graph is built on a PCA of a normalised, log1p copy
+    # (a PCA of raw counts follows library size); nothing is stored
+    import scanpy as sc
+
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.uniform(0, 1, 300))
+    rates = np.exp(np.c_[3 * t, 3 * (1 - t), 4 * t * (1 - t), 2 * t**2, np.zeros((300, 6))])
+    lib = rng.lognormal(0.0, 0.8, 300)[:, None]  # library sizes vary 10-fold
+    adata = ad.AnnData(rng.poisson(5 * rates * lib).astype(np.float32))
+    before = adata.X.copy()
+    with caplog.at_level("WARNING", logger="gclandscape"):
+        gcl.tl.pseudotime(adata, root=0, n_neighbors=15)
+    assert "raw counts" in caplog.text
+    assert adata.uns[Key.obs.pseudotime]["params"]["use_rep"] == (
+        "X_pca of log-normalised .X (computed)"
+    )
+    assert Key.obsm.pca not in adata.obsm
+    np.testing.assert_array_equal(adata.X, before)
+    ref = adata.copy()
+    light = ad.AnnData(adata.X.copy())
+    ref.obsm[Key.obsm.pca] = sc.pp.pca(
+        sc.pp.log1p(sc.pp.normalize_total(light, inplace=False)["X"]), n_comps=9
+    ).astype(np.float64)
+    gcl.tl.pseudotime(ref, root=0, n_neighbors=15)
+    np.testing.assert_allclose(
+        adata.obs[Key.obs.pseudotime], ref.obs[Key.obs.pseudotime], rtol=0, atol=1e-6
+    )
+    raw = adata.copy()
+    raw.obsm[Key.obsm.pca] = sc.pp.pca(adata.X, n_comps=9).astype(np.float64)
+    gcl.tl.pseudotime(raw, root=0, n_neighbors=15)
+    r_log = spearmanr(adata.obs[Key.obs.pseudotime], t).statistic
+    r_raw = spearmanr(raw.obs[Key.obs.pseudotime], t).statistic
+    assert r_log > 0.9
+    assert r_log > r_raw + 0.1
+
+
 def test_disconnected_cells_get_nan_with_warning():
     adata = _branching(300, seed=3)
     far = adata.obsm["X_pca"].copy()

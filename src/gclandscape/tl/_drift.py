@@ -511,7 +511,8 @@ def drift(
         ``.X`` (pass ``layer="gcl_denoised"`` for the VAE's denoised expression).
     use_rep
         Representation for the neighbour graph: default ``X_pca`` when present, else the
-        latent ``X_gcl``, else a PCA of ``.X``. (On the myeloid default, drift on a PCA graph
+        latent ``X_gcl``, else a PCA of ``.X`` (of a normalised, log1p-transformed copy when
+        ``.X`` holds raw counts; not stored). (On the myeloid default, drift on a PCA graph
         correlated better with the truth than on the scVI latent; ``benchmarks/latent.py``.)
     n_neighbors
         Neighbours per cell.

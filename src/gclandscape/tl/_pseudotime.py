@@ -25,6 +25,7 @@ def _resolve_rep(adata: AnnData, use_rep: str | None) -> tuple[str, np.ndarray]:
                 use_rep = candidate
                 break
     if use_rep is None:
+        import anndata as ad
         import scanpy as sc
 
         if adata.X is None:
@@ -32,17 +33,25 @@ def _resolve_rep(adata: AnnData, use_rep: str | None) -> tuple[str, np.ndarray]:
                 "adata has no latent ('X_gcl'), no PCA ('X_pca') and no .X to compute a PCA "
                 "from. Run gcl.pp.recipe(adata) or gcl.latent.fit(adata) first, or pass use_rep=."
             )
-        if is_integer_matrix(adata.X):
-            logger.warning(
-                "pseudotime: computing a PCA of .X, which holds raw counts; run "
-                "gcl.pp.recipe(adata) first for a PCA of log-normalised values"
-            )
         check_finite(adata.X, name=".X")
         n_comps = int(min(50, adata.n_obs - 1, adata.n_vars - 1))
         if n_comps < 1:
             raise GclError("adata is too small for a PCA (need at least 2 cells and 2 genes).")
-        logger.info("pseudotime: no latent or X_pca in .obsm; using a PCA of .X (not stored)")
-        return "X_pca (computed)", np.asarray(sc.pp.pca(adata.X, n_comps=n_comps), dtype=np.float64)
+        x, name = adata.X, "X_pca (computed)"
+        if is_integer_matrix(x):
+            # a PCA of raw counts follows library size and the most expressed genes; on the
+            # GRN benchmark that graph cost fit_grn an AUPRC ratio of 0.8 on simulated data
+            light = ad.AnnData(X=x.astype(np.float32))
+            x = sc.pp.log1p(sc.pp.normalize_total(light, inplace=False)["X"])
+            name = "X_pca of log-normalised .X (computed)"
+            logger.warning(
+                "no latent or X_pca in .obsm and .X holds raw counts: using a PCA of a "
+                "normalised, log1p-transformed copy (not stored); run gcl.pp.recipe(adata) "
+                "first to choose the genes and keep the PCA"
+            )
+        else:
+            logger.info("pseudotime: no latent or X_pca in .obsm; using a PCA of .X (not stored)")
+        return name, np.asarray(sc.pp.pca(x, n_comps=n_comps), dtype=np.float64)
     if use_rep not in adata.obsm:
         raise GclError(
             f"use_rep={use_rep!r} is not in adata.obsm. Available: {_listing(adata.obsm.keys())}. "
@@ -157,7 +166,8 @@ def pseudotime(
         Column of ``.obs`` with groups (cell types, clusters).
     use_rep
         Key of ``.obsm`` to build neighbours on. ``None`` uses the latent ``"X_gcl"`` if
-        present, else ``"X_pca"``, else a PCA of ``.X`` computed on the fly (not stored).
+        present, else ``"X_pca"``, else a PCA of ``.X`` computed on the fly (not stored; of a
+        normalised, log1p-transformed copy when ``.X`` holds raw counts, with a warning).
     n_neighbors
         Number of neighbours of the kNN graph (capped at ``n_cells - 1``).
     n_dcs
