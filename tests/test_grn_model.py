@@ -9,7 +9,13 @@ from sklearn.metrics import average_precision_score
 
 from gclandscape._errors import GclError, GclFormatError
 from gclandscape.engine._grn import GRNModel, edge_scores, edges
-from gclandscape.engine._grn_fit import FitResult, LossOutput, bootstrap_confidence, fit
+from gclandscape.engine._grn_fit import (
+    FitResult,
+    LossOutput,
+    adaptive_penalty_weights,
+    bootstrap_confidence,
+    fit,
+)
 
 
 # ---------------------------------------------------------------------- truth
@@ -353,6 +359,46 @@ def test_mask_and_prior_are_honoured(net8_data):
     kept, _ = fit(x, y, prior=prior, prior_penalty=0.0, **strong)
     assert bool(kept.adjacency()[t, s])
     assert int(kept.adjacency().sum()) <= int(big.adjacency().sum()) + 1
+
+
+def test_adaptive_penalty_weights_follow_partial_correlations():
+    # a chain a -> b -> c plus an independent d: a and c are correlated, but not given b
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=5000)
+    b = a + 0.5 * rng.normal(size=5000)
+    c = b + 0.5 * rng.normal(size=5000)
+    w = adaptive_penalty_weights(np.c_[a, b, c, rng.normal(size=5000)])
+    assert w.shape == (4, 4)
+    np.testing.assert_allclose(w, w.T)
+    np.testing.assert_array_equal(np.diag(w), 1.0)
+    assert np.median(w[~np.eye(4, dtype=bool)]) == pytest.approx(1.0)
+    # direct edges cost least (the strongest partial correlation costs 1 / (1 + floor) of
+    # the unnormalised scale); the indirect a - c and the independent d about 1 / floor
+    assert w[1, 0] < 0.2 * w[2, 0]
+    assert w[2, 1] < 0.2 * w[3, 0]
+    assert w[2, 0] > 0.5 * w[3, 0]
+    with pytest.raises(GclError, match="NaN"):
+        adaptive_penalty_weights(np.c_[a, np.full(5000, np.nan)])
+    with pytest.raises(GclError, match="shape"):
+        adaptive_penalty_weights(a[:, None])
+
+
+def test_penalty_weights_scale_each_edges_cost(net8_data):
+    x, y = net8_data
+    base, res = fit(x, y, seed=0, max_epochs=40)
+    kept = base.adjacency().numpy() & (NET8.A > 0)
+    t, s = np.argwhere(kept)[0]
+    # a true edge made 10^4 times as costly disappears; the others are unaffected in kind
+    pw = np.ones((8, 8))
+    pw[t, s] = 1e4
+    dear, res2 = fit(x, y, seed=0, max_epochs=40, l1=res.l1, penalty_weights=pw)
+    assert not bool(dear.adjacency()[t, s])
+    assert res2.params["penalty_weights"] is True
+    assert res.params["penalty_weights"] is False
+    with pytest.raises(GclError, match="penalty_weights"):
+        fit(x, y, penalty_weights=np.ones((3, 3)))
+    with pytest.raises(GclError, match="penalty_weights"):
+        fit(x, y, penalty_weights=np.zeros((8, 8)))
 
 
 def test_cell_weights_exclude_corrupted_cells(net8_data):

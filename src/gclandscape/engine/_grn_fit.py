@@ -51,6 +51,7 @@ from ._grn import GRNModel, _as_float_tensor, group_norm
 __all__ = [
     "FitResult",
     "LossOutput",
+    "adaptive_penalty_weights",
     "bootstrap_confidence",
     "default_l1",
     "fit",
@@ -398,6 +399,68 @@ def default_l1(lambda_max: float, n_genes: int) -> float:
     return L1_FRACTION * float(lambda_max)
 
 
+#: Floor added to the scaled partial correlations in :func:`adaptive_penalty_weights`.
+ADAPTIVE_FLOOR = 0.05
+
+
+def adaptive_penalty_weights(z: Any, *, floor: float = ADAPTIVE_FLOOR) -> np.ndarray:
+    """Per-edge connection-cost weights from the partial correlations of ``z``.
+
+    An adaptive group lasso (Zou 2006; Wang & Leng 2008) takes a pilot estimate of every
+    edge and divides its penalty by it, so edges the pilot supports are cheap and the rest
+    dear; the fitted network is still the one the dynamics need. The pilot here is the
+    absolute partial correlation ``|ρ_ij|`` of genes ``i`` and ``j`` in ``z`` (standardised;
+    precision matrix of the Ledoit–Wolf covariance): at a steady state, and along
+    trajectories where targets follow their regulators, a direct regulator stays correlated
+    with its target given all other genes. The weight is ``1 / (|ρ_ij| / max|ρ| + floor)``,
+    divided by its median off the diagonal (so a typical edge keeps the cost ``l1``);
+    self-loops get weight 1. Measured on the GRN benchmark (``benchmarks/README.md``): with
+    ``z`` the log-normalised expression, the simulated networks' median AUPRC ratio of
+    :func:`gclandscape.landscape.fit_grn` rose from 2.41 to 4.40.
+
+    Parameters
+    ----------
+    z
+        ``(n_cells, n_genes)`` expression, best log-scaled (``log1p`` of normalised counts).
+    floor
+        Added to the scaled ``|ρ|``; caps the largest weight at about ``1 / floor`` times the
+        smallest.
+
+    Returns
+    -------
+    ``(n_genes, n_genes)`` target × source array of positive weights (symmetric).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> a = rng.normal(size=2000)
+    >>> b = a + rng.normal(size=2000)  # a -> b; c is independent
+    >>> w = adaptive_penalty_weights(np.c_[a, b, rng.normal(size=2000)])
+    >>> bool(w[1, 0] < w[2, 0])
+    True
+    """
+    from sklearn.covariance import LedoitWolf
+
+    z = np.asarray(z, dtype=np.float64)
+    if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] < 3:
+        raise GclError(f"z must be (n_cells >= 3, n_genes >= 2); got shape {z.shape}.")
+    if not np.isfinite(z).all():
+        raise GclError("z contains NaN or infinite values.")
+    sd = z.std(axis=0)
+    z = (z - z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    precision = np.linalg.pinv(LedoitWolf().fit(z).covariance_)
+    d = np.sqrt(np.clip(np.diag(precision), 1e-12, None))
+    rho = np.abs(precision / np.outer(d, d))
+    np.fill_diagonal(rho, 0.0)
+    top = rho.max()
+    w = 1.0 / (rho / top + floor) if top > 0 else np.ones_like(rho)
+    off = ~np.eye(len(w), dtype=bool)
+    w /= np.median(w[off])
+    np.fill_diagonal(w, 1.0)
+    return w
+
+
 # ---------------------------------------------------------------------- Lightning glue
 class _IndexData(torch.utils.data.Dataset):
     """Dataset indexed by a whole batch of cell indices at once (no per-item collate)."""
@@ -572,6 +635,7 @@ def fit(
     mask: Any = None,
     prior: Any = None,
     prior_penalty: float = 0.25,
+    penalty_weights: Any = None,
     sign: Any = None,
     self_loops: bool | None = None,
     gamma: Any = None,
@@ -612,6 +676,9 @@ def fit(
         multiplied by ``prior_penalty`` (soft prior).
     prior_penalty
         Penalty factor for prior edges (``0`` leaves them unpenalised).
+    penalty_weights
+        ``(G, G)`` positive target × source array multiplying each edge's connection cost
+        (an adaptive group lasso; :func:`adaptive_penalty_weights`). ``None``: all 1.
     sign
         ``(G, G)`` target × source array in {-1, 0, +1}: required edge signs (0: free).
     self_loops
@@ -690,6 +757,16 @@ def fit(
     pen_w = torch.ones(g, g)
     if prior is not None:
         pen_w = torch.where(_bool_square(prior, g, "prior"), float(prior_penalty), 1.0)
+    if penalty_weights is not None:
+        pw = _as_float_tensor(penalty_weights, "penalty_weights", device=torch.device("cpu"))
+        if tuple(pw.shape) != (g, g):
+            raise GclError(
+                f"penalty_weights must be a ({g}, {g}) target × source array; got shape "
+                f"{tuple(pw.shape)}."
+            )
+        if not bool(torch.isfinite(pw).all()) or bool((pw <= 0).any()):
+            raise GclError("penalty_weights must be finite and positive.")
+        pen_w = pen_w * pw.to(pen_w.dtype)
     pen_w = (pen_w * allowed).to(dev)
 
     train_idx, val_idx = _split(n, val_fraction, seed, dev)
@@ -754,6 +831,7 @@ def fit(
         "l1": l1_val,
         "l1_rule": rule,
         "prior_penalty": float(prior_penalty),
+        "penalty_weights": penalty_weights is not None,
         "self_loops": bool(self_loops),
         "gamma_fixed": bool(model.gamma_fixed),
         "max_epochs": int(epochs),
