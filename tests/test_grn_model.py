@@ -372,8 +372,8 @@ def test_adaptive_penalty_weights_follow_partial_correlations():
     np.testing.assert_allclose(w, w.T)
     np.testing.assert_array_equal(np.diag(w), 1.0)
     assert np.median(w[~np.eye(4, dtype=bool)]) == pytest.approx(1.0)
-    # direct edges cost least (the strongest partial correlation costs 1 / (1 + floor) of
-    # the unnormalised scale); the indirect a - c and the independent d about 1 / floor
+    # direct edges cost least (the strongest partial correlation (1 + floor)^-0.75 on the
+    # unnormalised scale); the indirect a - c and the independent d about floor^-0.75
     assert w[1, 0] < 0.2 * w[2, 0]
     assert w[2, 1] < 0.2 * w[3, 0]
     assert w[2, 0] > 0.5 * w[3, 0]

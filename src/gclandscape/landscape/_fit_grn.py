@@ -115,7 +115,7 @@ def fit_grn(
     correlation of source and target in the log expression (a pilot estimate,
     :func:`~gclandscape.engine._grn_fit.adaptive_penalty_weights`), so the dynamics choose
     among the edges the co-expression supports. On the GRN benchmark this raised the median
-    AUPRC ratio on simulated networks from 2.41 to 4.40 (``benchmarks/README.md``).
+    AUPRC ratio on simulated networks from 2.41 to 4.35 (``benchmarks/README.md``).
 
     What the model is fitted to:
 
