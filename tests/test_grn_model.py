@@ -457,6 +457,34 @@ def test_bootstrap_confidence(net8_fit, net8_data):
     assert true_conf > 0.8
 
 
+def test_bootstrap_recomputes_the_pilot_per_resample(net8_fit, net8_data, monkeypatch):
+    """With ``pilot``, every refit gets the adaptive weights of its own resampled cells."""
+    import gclandscape.engine._grn_fit as grn_fit
+
+    model, _ = net8_fit
+    x, y = net8_data
+    pilot = np.log1p(np.asarray(x, dtype=np.float64))
+    seen = []
+    real_fit = grn_fit.fit
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("penalty_weights"))
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(grn_fit, "fit", spy)
+    bootstrap_confidence(x, y, n_boot=2, model=model, max_epochs=2, pilot=pilot, seed=3)
+    draws = np.random.default_rng(3)  # the resampling stream of seed 3
+    expected = [adaptive_penalty_weights(pilot[draws.integers(0, len(x), len(x))])
+                for _ in range(2)]  # fmt: skip
+    assert len(seen) == 2
+    for got, want in zip(seen, expected, strict=True):
+        np.testing.assert_allclose(got, want)
+    assert not np.allclose(seen[0], seen[1])
+    assert not np.allclose(seen[0], adaptive_penalty_weights(pilot))
+    with pytest.raises(GclError, match="pilot must be"):
+        bootstrap_confidence(x, y, n_boot=1, model=model, max_epochs=1, pilot=pilot[:, :3])
+
+
 # ---------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
     ("x", "dxdt", "match"),

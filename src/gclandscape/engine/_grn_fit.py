@@ -886,6 +886,7 @@ def bootstrap_confidence(
     model: GRNModel | None = None,
     l1: float | None = None,
     max_epochs: int | None = None,
+    pilot: Any = None,
     seed: int = 0,
     **fit_kwargs: Any,
 ) -> np.ndarray:
@@ -895,7 +896,9 @@ def bootstrap_confidence(
     so duplicated cells are not split between training and held-out sets), refits with the
     same ``l1``, warm-started from ``model`` and for few epochs, and records which edges are
     non-zero. Warm starts make the refits fast; they measure the stability of the fitted
-    network under resampling rather than of fits from scratch.
+    network under resampling rather than of fits from scratch. With ``pilot``, each resample
+    also recomputes the adaptive connection cost (:func:`adaptive_penalty_weights`) from its
+    own cells, so the frequencies include the pilot's sampling variability.
 
     Parameters
     ----------
@@ -910,6 +913,11 @@ def bootstrap_confidence(
         frequencies refer to the same sparsity level.
     max_epochs
         Epochs per refit (default 40).
+    pilot
+        ``(n_cells, n_genes)`` expression the adaptive penalty weights are computed from (as
+        passed to :func:`adaptive_penalty_weights`); replaces ``penalty_weights`` in
+        ``fit_kwargs`` by each resample's own weights. ``None``: the weights in
+        ``fit_kwargs`` (if any) are used for every resample.
     seed
         Seed of the resampling and refits.
     **fit_kwargs
@@ -943,6 +951,13 @@ def bootstrap_confidence(
         raise GclError("model has no fitted l1 (built by hand?); pass l1= explicitly.")
     kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("weights", "max_epochs")}
     kwargs["hidden"] = model.hidden
+    if pilot is not None:
+        pilot = np.asarray(pilot, dtype=np.float64)
+        if pilot.ndim != 2 or pilot.shape != (n, model.n_genes):
+            raise GclError(
+                f"pilot must be (n_cells, n_genes) = ({n}, {model.n_genes}) like x; "
+                f"got shape {pilot.shape}."
+            )
     epochs = 40 if max_epochs is None else int(max_epochs)
     gen = np.random.default_rng(seed)
     counts = np.zeros((model.n_genes, model.n_genes))
@@ -953,6 +968,8 @@ def bootstrap_confidence(
         if (w_b > 0).sum() < MIN_CELLS:
             raise GclError(f"bootstrap resample {b} has fewer than {MIN_CELLS} distinct cells.")
         keep = w_b > 0
+        if pilot is not None:
+            kwargs["penalty_weights"] = adaptive_penalty_weights(pilot[idx])
         m_b, _ = fit(
             xt.cpu().numpy()[keep],
             None if y_in is None else y_in[keep],

@@ -334,7 +334,7 @@ def fit_grn(
     confidence = None
     if n_bootstrap and n_bootstrap > 0:
         confidence = bootstrap_confidence(
-            x, dxdt, n_boot=int(n_bootstrap), model=model, seed=seed, **fit_kwargs
+            x, dxdt, n_boot=int(n_bootstrap), model=model, pilot=pilot, seed=seed, **fit_kwargs
         )
     scores = edge_scores(model, x)
     genome = Genome._from_model(
