@@ -7,7 +7,12 @@ mCAD when ``../shared/data`` exists) the pipeline sees the data only:
 → ``gcl.landscape.fit_landscape(groupby=<cell types>)`` →
 ``gcl.sim.screen(adata, "knockouts", root="progenitor")``. On the myeloid data a second
 variant fits the drift on a diffusion pseudotime (``fit_grn(root="progenitor",
-groupby="celltype")``) instead of the simulation clock. Each knockout's predicted lost fates
+groupby="celltype")``) instead of the simulation clock, and an oracle variant
+(``--only myeloid-oracle``) fits the simulation's TRUE regulator states and dx/dt in place of
+``gcl.tl.drift``'s estimates, which bounds what any fit to these cells can reach; with it the
+run prints :func:`identifiability`, how well the true dx/dt of a target is explained by its
+true inputs against the same inputs with a true regulator replaced by a follower of it (Fog1
+follows Gata1). Each knockout's predicted lost fates
 (``lost`` rows of the screen: reached by >= 1 % of wild-type and < 1 % of perturbed cells)
 are compared with the truth: accuracy (all lost fates right, per knockout), precision and
 recall of (knockout, lost fate) pairs over the scored wild-type fates (predicted losses of
@@ -88,6 +93,78 @@ def _refit_lost(adata, case: D.KnockoutCase, *, seed: int, n_sim: int) -> dict[s
     return _lost_sets(table, "gene")
 
 
+def _use_true_drift(adata, genes: list[str]) -> None:
+    """Replace the regulators' estimated states and drift (``gcl.tl.drift``'s layers) by the
+    simulation's true states and dx/dt, each gene scaled by its 99th percentile like the
+    estimate: the oracle input that bounds what ``fit_grn`` can recover from these cells."""
+    truth = adata.uns["gcl_truth"]
+    regulators = [str(g) for g in truth["regulators"]]
+    cols = [regulators.index(g) for g in genes]
+    state = np.asarray(truth["state"], dtype=np.float64)[:, cols]
+    scale = np.percentile(state, 99, axis=0)
+    velocity = np.asarray(truth["velocity"], dtype=np.float64)[:, cols] / scale
+    idx = adata.var_names.get_indexer(genes)
+    for layer, value in (
+        ("gcl_drift_state", state / scale), ("gcl_drift", velocity), ("gcl_drift_path", velocity)
+    ):  # fmt: skip
+        arr = np.array(adata.layers[layer], dtype=np.float64)
+        arr[:, idx] = value
+        adata.layers[layer] = arr
+    adata.var.loc[genes, "gcl_drift_scale"] = scale
+
+
+#: (target, true regulator, follower of that regulator) pairs whose knockouts the myeloid
+#: genome gets wrong: Fog1 = Gata1 in Krumsiek's rules, so Fog1 is a lagged copy of Gata1.
+FOLLOWER_SWAPS = [("Pu.1", "Gata1", "Fog1"), ("Gfi1", "Cebpa", "Fog1")]
+
+
+def identifiability(case: D.KnockoutCase) -> pd.DataFrame:
+    """Can the data tell a true regulator from a follower of it? For each pair of
+    :data:`FOLLOWER_SWAPS`, the 5-fold cross-validated R² (gradient-boosted trees,
+    scikit-learn) of a target's dx/dt from its true inputs and its own level (its decay),
+    against the same inputs with the true regulator replaced by its follower; once on the
+    simulation's TRUE states and dx/dt, once on what ``fit_grn`` fits (``gcl.tl.drift``'s
+    smoothed states and per-cell drift from the simulation clock). Where the two R² are equal
+    the regulator is not identifiable from these cells; where the follower explains the
+    estimate better, the estimate has lost what tells them apart."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.model_selection import KFold, cross_val_score
+
+    import gclandscape as gcl
+
+    adata = case.adata.copy()
+    truth = adata.uns["gcl_truth"]
+    regulators = [str(g) for g in truth["regulators"]]
+    if case.counts:
+        gcl.pp.recipe(adata, n_top_genes=500)
+    gcl.tl.drift(adata, genes=regulators, time_key=case.time_key)
+    idx = adata.var_names.get_indexer(regulators)
+    sources = {
+        "true states and dx/dt": (truth["state"], truth["velocity"]),
+        "gcl.tl.drift estimate": (
+            adata.layers["gcl_drift_state"][:, idx], adata.layers["gcl_drift"][:, idx]
+        ),
+    }  # fmt: skip
+    net = truth["network"]
+    rows = []
+    for target, regulator, follower in FOLLOWER_SWAPS:
+        inputs = sorted(set(net.loc[net["target"] == target, "source"].astype(str)) | {target})
+        swapped = [follower if g == regulator else g for g in inputs]
+        for source, (state, velocity) in sources.items():
+            state = np.asarray(state, dtype=np.float64)
+            y = np.asarray(velocity, dtype=np.float64)[:, regulators.index(target)]
+            r2 = []
+            for cols in (inputs, swapped):
+                x = state[:, [regulators.index(g) for g in cols]]
+                model = HistGradientBoostingRegressor(max_iter=200, random_state=0)
+                cv = KFold(5, shuffle=True, random_state=0)
+                r2.append(float(cross_val_score(model, x, y, cv=cv, scoring="r2").mean()))
+            rows.append({"target": target, "inputs": "+".join(inputs),
+                         "swap": f"{regulator} -> {follower}", "data": source,
+                         "r2_true": r2[0], "r2_swapped": r2[1]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def run_case(
     case: D.KnockoutCase, *, variant: str, n_sim: int, n_null: int, n_seeds: int = 1
 ) -> dict:
@@ -106,6 +183,10 @@ def run_case(
         gcl.landscape.fit_grn(
             adata, genes=case.genes, root=case.root, groupby=case.groupby, n_bootstrap=0
         )
+    elif variant == "oracle":
+        gcl.tl.drift(adata, genes=case.genes, time_key=case.time_key)
+        _use_true_drift(adata, case.genes)
+        gcl.landscape.fit_grn(adata, genes=case.genes, n_bootstrap=0)
     else:
         gcl.landscape.fit_grn(adata, genes=case.genes, time_key=case.time_key, n_bootstrap=0)
     t_grn = time.perf_counter() - t0
@@ -128,7 +209,8 @@ def run_case(
 
     s_ours = D.score_knockouts(ours, case.truth_lost, case.fates)
     s_base = D.score_knockouts(ridge, case.truth_lost, case.fates)
-    label = f"{case.name} ({'diffusion pseudotime' if variant == 'dpt' else case.time_key})"
+    source = {"dpt": "diffusion pseudotime", "oracle": "TRUE states and dx/dt"}
+    label = f"{case.name} ({source.get(variant, case.time_key)})"
     print(f"\n== {label}: {adata.n_obs} cells, {len(genes)} regulators, fates {case.fates}")
     for note in case.notes:
         print(f"   note: {note}")
@@ -279,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-steady", action="store_true")
     parser.add_argument(
         "--only", nargs="*", default=None,
-        help="subset of: myeloid myeloid-pseudotime random mcad",
+        help="subset of: myeloid myeloid-pseudotime myeloid-oracle random mcad",
     )  # fmt: skip
     parser.add_argument(
         "--seeds", type=int, default=1,
@@ -295,16 +377,19 @@ def main(argv: list[str] | None = None) -> None:
     n_sim = 300 if args.quick else 1000
     n_null = 0
     results = []
-    if want("myeloid") or want("myeloid-pseudotime"):
+    ident = None
+    if want("myeloid") or want("myeloid-pseudotime") or want("myeloid-oracle"):
         case = D.load_myeloid(n_cells=1500 if args.quick else 3000)
-        if want("myeloid"):
-            results.append(
-                run_case(case, variant="time", n_sim=n_sim, n_null=n_null, n_seeds=args.seeds)
-            )
-        if want("myeloid-pseudotime") and not args.quick:
-            results.append(
-                run_case(case, variant="dpt", n_sim=n_sim, n_null=n_null, n_seeds=args.seeds)
-            )
+        for name, variant in (
+            ("myeloid", "time"), ("myeloid-pseudotime", "dpt"), ("myeloid-oracle", "oracle")
+        ):  # fmt: skip
+            if want(name) and (variant == "time" or not args.quick):
+                results.append(
+                    run_case(case, variant=variant, n_sim=n_sim, n_null=n_null,
+                             n_seeds=args.seeds)
+                )  # fmt: skip
+        if want("myeloid-oracle") and not args.quick:
+            ident = identifiability(case)
     if want("random") and not args.quick:
         for n, first in D.RANDOM_CASES:
             seed = D.select_random_seed(n, first)
@@ -344,6 +429,14 @@ def main(argv: list[str] | None = None) -> None:
         for r in results:
             print(f"- {r['case']}: {r['per_seed']} of {r['gcl']['n']}, mean "
                   f"{np.mean(r['per_seed']):.1f}")  # fmt: skip
+    if ident is not None:
+        print("\nIdentifiability (myeloid): cross-validated R² of a target's dx/dt from its "
+              "true inputs, and with one true regulator replaced by a follower of it\n")  # fmt: skip
+        print("| target | inputs | swap | data | R² true inputs | R² follower swapped in |")
+        print("|---|---|---|---|---|---|")
+        for r in ident.itertuples(index=False):
+            print(f"| {r.target} | {r.inputs} | {r.swap} | {r.data} | {r.r2_true:.3f} | "
+                  f"{r.r2_swapped:.3f} |")  # fmt: skip
     if ss is not None:
         print(f"\nSteady-state check: Pearson r of predicted vs true log2FC, median over "
               f"{ss['n']} knockouts\n")  # fmt: skip
