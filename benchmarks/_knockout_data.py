@@ -110,14 +110,17 @@ def score_knockouts(
     Returns
     -------
     dict with ``n``, ``n_right``, ``accuracy``, ``tp``, ``fp``, ``fn``, ``precision``,
-    ``recall``.
+    ``recall`` and ``wrong`` (the knockouts not right, in the order of ``truth``).
     """
     scored = set(fates)
     n_right = tp = fp = fn = 0
+    wrong = []
     for ko, true in truth.items():
         t = parse_lost(true) & scored
         p = parse_lost(predicted.get(ko)) & scored
         n_right += int(p == t)
+        if p != t:
+            wrong.append(ko)
         tp += len(p & t)
         fp += len(p - t)
         fn += len(t - p)
@@ -131,6 +134,7 @@ def score_knockouts(
         "fn": fn,
         "precision": tp / (tp + fp) if tp + fp else float("nan"),
         "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "wrong": wrong,
     }
 
 

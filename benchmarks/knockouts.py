@@ -63,6 +63,11 @@ def _fmt(v: float, spec: str = ".2f") -> str:
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else format(v, spec)
 
 
+def _misses_text(misses: list[list[str]]) -> str:
+    """The wrong knockouts of each fit seed, ``"A,B; none; C"``."""
+    return "; ".join(",".join(m) or "none" for m in misses)
+
+
 def _lost_sets(table: pd.DataFrame, key: str) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for name, grp in table.groupby(key, sort=False):
@@ -272,21 +277,16 @@ def run_case(
             f"   {name:<22}{s['n_right']:>5}/{s['n']:<2} {s['accuracy']:.2f}"
             f"{_fmt(s['precision']):>11}{_fmt(s['recall']):>8}"
         )
-
-    def wrong(lost: dict[str, set[str]]) -> list[str]:
-        fates = set(case.fates)
-        return [g for g, tr in case.truth_lost.items() if lost.get(g, set()) & fates != tr & fates]
-
-    per_seed, misses = [s_ours["n_right"]], [wrong(ours)]
+    per_seed, misses = [s_ours["n_right"]], [s_ours["wrong"]]
     for seed in range(1, n_seeds):
         lost = _refit_lost(adata, case, seed=seed, n_sim=n_sim)
-        per_seed.append(D.score_knockouts(lost, case.truth_lost, case.fates)["n_right"])
-        misses.append(wrong(lost))
+        s_seed = D.score_knockouts(lost, case.truth_lost, case.fates)
+        per_seed.append(s_seed["n_right"])
+        misses.append(s_seed["wrong"])
     if n_seeds > 1:
         print(
             f"   gcl accuracy by fit_grn seed 0..{n_seeds - 1}: {per_seed} of {s_ours['n']} "
-            f"(mean {np.mean(per_seed):.1f}); wrong: "
-            + "; ".join(",".join(m) or "none" for m in misses)
+            f"(mean {np.mean(per_seed):.1f}); wrong: {_misses_text(misses)}"
         )
     return {
         "case": label,
@@ -440,9 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds > 1:
         print(f"\ngcl accuracy by fit_grn seed (0..{args.seeds - 1}; the table shows seed 0):")
         for r in results:
-            wrong = "; ".join(",".join(m) or "none" for m in r["misses"])
             print(f"- {r['case']}: {r['per_seed']} of {r['gcl']['n']}, mean "
-                  f"{np.mean(r['per_seed']):.1f} (wrong: {wrong})")  # fmt: skip
+                  f"{np.mean(r['per_seed']):.1f} (wrong: {_misses_text(r['misses'])})")  # fmt: skip
     if ident is not None:
         print("\nIdentifiability (myeloid): cross-validated R² of a target's dx/dt from its "
               "true inputs, and with one true regulator replaced by a co-expressed partner\n")  # fmt: skip

@@ -34,6 +34,7 @@ def test_score_knockouts_counts_pairs_and_ignores_unscored_labels():
     assert s["accuracy"] == 0.5
     assert s["precision"] == pytest.approx(2 / 3)
     assert s["recall"] == pytest.approx(2 / 3)
+    assert s["wrong"] == ["A", "D"]
     empty = D.score_knockouts({}, {"A": ""}, ["X"])
     assert empty["accuracy"] == 1.0
     assert np.isnan(empty["precision"])
