@@ -121,6 +121,22 @@ def test_root_group_and_errors(toggle):
         gcl.sim.perturb(ad.AnnData(np.zeros((20, 2))), gcl.sim.Knockout("A"))
 
 
+def test_start_cells_are_the_earliest_three_quarters_of_the_root_group():
+    from gclandscape.sim._perturb import _root_cells
+
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"g": ["p"] * 40 + ["q"] * 40, "t": rng.permutation(80).astype(float)})
+    adata = ad.AnnData(np.zeros((80, 1)), obs=obs)
+    idx, info = _root_cells(adata, "p", "g", "t")
+    root_t = obs["t"].to_numpy()[:40]
+    np.testing.assert_array_equal(np.sort(idx), np.sort(np.argsort(root_t)[:30]))
+    assert "30 earliest cells by t of g == 'p'" in info
+    idx, _ = _root_cells(adata, None, None, "t")  # no root group: the earliest half of all
+    np.testing.assert_array_equal(np.sort(idx), np.sort(np.argsort(obs["t"].to_numpy())[:40]))
+    idx, _ = _root_cells(adata, "q", "g", None)  # no time column: every cell of the group
+    np.testing.assert_array_equal(idx, np.arange(40, 80))
+
+
 def test_perturb_leaves_adata_untouched(toggle):
     before = toggle.copy()
     gcl.sim.perturb(toggle, gcl.sim.Knockout("A"), n_cells=50, n_null=0)
