@@ -9,13 +9,8 @@ from sklearn.metrics import average_precision_score
 
 from gclandscape._errors import GclError, GclFormatError
 from gclandscape.engine._grn import GRNModel, edge_scores, edges
-from gclandscape.engine._grn_fit import (
-    FitResult,
-    LossOutput,
-    adaptive_penalty_weights,
-    bootstrap_confidence,
-    fit,
-)
+from gclandscape.engine._grn_bootstrap import bootstrap_confidence
+from gclandscape.engine._grn_fit import FitResult, LossOutput, adaptive_penalty_weights, fit
 
 
 # ---------------------------------------------------------------------- truth
@@ -459,19 +454,19 @@ def test_bootstrap_confidence(net8_fit, net8_data):
 
 def test_bootstrap_recomputes_the_pilot_per_resample(net8_fit, net8_data, monkeypatch):
     """With ``pilot``, every refit gets the adaptive weights of its own resampled cells."""
-    import gclandscape.engine._grn_fit as grn_fit
+    import gclandscape.engine._grn_bootstrap as grn_bootstrap
 
     model, _ = net8_fit
     x, y = net8_data
     pilot = np.log1p(np.asarray(x, dtype=np.float64))
     seen = []
-    real_fit = grn_fit.fit
+    real_fit = grn_bootstrap.fit
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("penalty_weights"))
         return real_fit(*args, **kwargs)
 
-    monkeypatch.setattr(grn_fit, "fit", spy)
+    monkeypatch.setattr(grn_bootstrap, "fit", spy)
     bootstrap_confidence(x, y, n_boot=2, model=model, max_epochs=2, pilot=pilot, seed=3)
     draws = np.random.default_rng(3)  # the resampling stream of seed 3
     expected = [adaptive_penalty_weights(pilot[draws.integers(0, len(x), len(x))])

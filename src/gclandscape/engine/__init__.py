@@ -16,6 +16,7 @@ True
 
 from __future__ import annotations
 
+from ._device import resolve_device
 from ._fields import BooleanHillField, LinearField, SigmoidField
 from ._fixed_points import (
     FixedPoints,
@@ -24,7 +25,7 @@ from ._fixed_points import (
     fixed_point_starts,
     jacobian,
 )
-from ._integrate import Solution, integrate, resolve_device
+from ._integrate import Solution, integrate
 from ._paths import TransitionPath, minimum_action_path, saddle_connections, transition_paths
 
 __all__ = [

@@ -43,7 +43,8 @@ import torch
 
 from .._errors import GclError
 from .._utils import logger, rng
-from ._integrate import integrate, resolve_device
+from ._device import resolve_device
+from ._integrate import integrate
 
 __all__ = [
     "FixedPoints",

@@ -439,7 +439,7 @@ def edges(
         Optional cell weights for the average.
     confidence
         Optional ``(G, G)`` target × source selection frequencies from
-        :func:`~gclandscape.engine._grn_fit.bootstrap_confidence`; adds a ``confidence``
+        :func:`~gclandscape.engine._grn_bootstrap.bootstrap_confidence`; adds a ``confidence``
         column.
     include_zero
         Also list allowed edges whose group is exactly zero (weight 0).

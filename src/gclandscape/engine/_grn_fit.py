@@ -33,11 +33,8 @@ named parts (scvi-tools style) logged per epoch into :attr:`FitResult.history`.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,55 +43,22 @@ import torch
 
 from .._errors import GclError
 from .._utils import logger
-from ._grn import GRNModel, _as_float_tensor, group_norm
+from ._device import resolve_device
+from ._grn import GRNModel, _as_float_tensor
+from ._grn_objective import LossOutput, _loss, _per_gene_mse
+from ._grn_penalties import L1_FRACTION, _lambda_max, adaptive_penalty_weights, default_l1
+from ._grn_training import _default_epochs, _init_model, _split, _train
 
 __all__ = [
     "FitResult",
     "LossOutput",
     "adaptive_penalty_weights",
-    "bootstrap_confidence",
     "default_l1",
     "fit",
 ]
 
 MODES = ("drift", "steady_state")
 MIN_CELLS = 10
-#: Default ``l1`` is this fraction of the data-derived ``lambda_max`` (see :func:`default_l1`).
-L1_FRACTION = 0.01
-_A_MAX = 10.0
-
-
-@dataclass
-class LossOutput:
-    """Named parts of the GRN fitting objective (scvi-tools ``LossOutput`` style).
-
-    Attributes
-    ----------
-    mse
-        Mean over genes of the per-gene scaled mean squared error (≈ 1 − R² per gene, averaged).
-    penalty
-        Connection cost ``l1 * sum_ij w_ij ||V[i, :, j]||`` divided by the number of genes (same
-        per-gene units as ``mse``).
-    total
-        ``mse + penalty``: the objective that is minimised and monitored for early stopping.
-    """
-
-    mse: Any
-    penalty: Any
-    total: Any = None
-
-    def __post_init__(self) -> None:
-        if self.total is None:
-            self.total = self.mse + self.penalty
-
-    def to_floats(self) -> LossOutput:
-        """The same losses as Python floats."""
-        return LossOutput(*(float(v) for v in (self.mse, self.penalty, self.total)))
-
-    def to_dict(self) -> dict[str, float]:
-        """``{"mse": ..., "penalty": ..., "total": ...}`` as floats."""
-        f = self.to_floats()
-        return {"mse": f.mse, "penalty": f.penalty, "total": f.total}
 
 
 @dataclass
@@ -199,442 +163,6 @@ def _check_inputs(
     return xt, yt, wt
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise GclError(f"device must be 'cpu', 'cuda', 'auto' or a torch device: {err}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise GclError(
-            "device='cuda' was requested but no CUDA GPU is available; use 'cpu' or 'auto'."
-        )
-    return dev
-
-
-# ---------------------------------------------------------------------- the objective
-def _scaled_residual(
-    model: GRNModel, x: torch.Tensor, y: torch.Tensor, y_scale: torch.Tensor
-) -> torch.Tensor:
-    return (model(None, x) - y) / y_scale
-
-
-@torch.no_grad()
-def _penalty(model: GRNModel, l1: float, pen_w: torch.Tensor) -> torch.Tensor:
-    """Connection cost per gene: ``l1 * sum_ij w_ij ||V[i, :, j]|| / G``."""
-    return l1 * (pen_w * group_norm(model.V)).sum() / model.n_genes
-
-
-def _smooth_loss(
-    model: GRNModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    w: torch.Tensor,
-    y_scale: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Smooth loss to differentiate (sum over genes) and the reported mse (mean over genes)."""
-    r = _scaled_residual(model, x, y, y_scale)
-    per_gene = (w[:, None] * r.square()).sum(0) / w.sum()
-    return per_gene.sum(), per_gene.mean().detach()
-
-
-_CHUNK = 8192
-
-
-@torch.no_grad()
-def _per_gene_mse(
-    model: GRNModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    w: torch.Tensor,
-    y_scale: torch.Tensor,
-) -> torch.Tensor:
-    """Weighted per-gene mean squared scaled residual, evaluated in chunks of cells."""
-    sse = torch.zeros(model.n_genes, device=x.device)
-    for start in range(0, x.shape[0], _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        r = _scaled_residual(model, x[sl], y[sl], y_scale)
-        sse += (w[sl, None] * r.square()).sum(0)
-    return sse / w.sum()
-
-
-def _loss(
-    model: GRNModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    w: torch.Tensor,
-    y_scale: torch.Tensor,
-    l1: float,
-    pen_w: torch.Tensor,
-) -> LossOutput:
-    """Reported objective parts on the given cells."""
-    mse = _per_gene_mse(model, x, y, w, y_scale).mean()
-    return LossOutput(mse=mse, penalty=_penalty(model, l1, pen_w))
-
-
-@torch.no_grad()
-def _prox(
-    model: GRNModel,
-    optimizer: torch.optim.Optimizer,
-    l1: float,
-    pen_w: torch.Tensor,
-    a_max: float,
-) -> None:
-    """Proximal step for the group lasso (in Adam's group metric) plus projections."""
-    v = model.V
-    if bool(model.sign.any()):
-        sign = model.sign[:, None, :]
-        v.masked_fill_(sign * v < 0, 0.0)
-    shrink = model.mask.to(v.dtype)
-    if l1 > 0:
-        state = optimizer.state.get(v, {})
-        group = optimizer.param_groups[0]
-        lr = float(group["lr"])
-        if "exp_avg_sq" in state:
-            beta2 = group["betas"][1]
-            step = float(state["step"])
-            v_hat = state["exp_avg_sq"] / (1 - beta2**step)
-            precond = v_hat.mean(dim=1).sqrt() + group["eps"]
-        else:  # plain SGD metric
-            precond = torch.ones_like(pen_w)
-        thresh = lr * l1 * pen_w / precond
-        norm = group_norm(v)
-        shrink = shrink * torch.clamp(1 - thresh / norm.clamp_min(1e-30), min=0.0)
-    v.mul_(shrink[:, None, :])
-    model.a.clamp_(0.0, a_max)
-
-
-# ---------------------------------------------------------------------- initialisation
-def _init_model(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    mode: str,
-    *,
-    hidden: int,
-    mask: torch.Tensor,
-    sign: Any,
-    gamma: Any,
-    seed: int,
-) -> tuple[GRNModel, torch.Tensor]:
-    """Data-driven initial model and per-gene residual scales."""
-    g = x.shape[1]
-    loc = x.mean(0)
-    sd = x.std(0)
-    floor = max(float(sd.max()) * 1e-3, 1e-8)
-    sd = sd.clamp_min(floor)
-    if mode == "steady_state" and gamma is None:
-        gamma = 1.0
-    if gamma is None:
-        y_sd = y.std(0)
-        rate = float(torch.median(y_sd / sd))
-        gam0 = min(max(rate, 1e-3), 1e3) if math.isfinite(rate) and rate > 0 else 1.0
-    gen = torch.Generator().manual_seed(int(seed))
-    model = GRNModel(
-        g,
-        hidden=hidden,
-        mask=mask.cpu(),
-        sign=sign,
-        x_loc=loc.cpu(),
-        x_scale=sd.cpu(),
-        gamma=gamma,
-        generator=gen,
-    ).to(x.device)
-    with torch.no_grad():
-        if gamma is None:
-            model.log_gamma.fill_(math.log(gam0))
-        prod = y + model.gamma * x
-        k = max(1, math.ceil(0.99 * prod.shape[0]))
-        top = torch.kthvalue(prod, k, dim=0).values  # torch.quantile caps the input size
-        alpha = (1.2 * top).clamp_min(max(float(top.max()) * 1e-3, 1e-6))
-        model.log_alpha.copy_(alpha.log())
-        frac = (prod.mean(0) / alpha).clamp(0.02, 0.98)
-        _, s = model._hidden(x)
-        model.d.copy_(torch.log(frac / (1 - frac)) - s.mean(0))
-        if mode == "drift":
-            y_scale = y.std(0)
-        else:
-            y_scale = model.gamma * x.std(0)
-        y_scale = y_scale.clamp_min(max(float(y_scale.max()) * 1e-3, 1e-8))
-    return model, y_scale
-
-
-def _lambda_max(
-    model: GRNModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    w: torch.Tensor,
-    y_scale: torch.Tensor,
-    pen_w: torch.Tensor,
-) -> float:
-    """Smallest ``l1`` at which the empty network (all groups zero) is stationary."""
-    empty = GRNModel.from_dict(model.to_dict()).to(x.device)
-    with torch.no_grad():
-        empty.V.zero_()
-    grad = torch.zeros_like(empty.V)
-    for start in range(0, x.shape[0], _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        r = _scaled_residual(empty, x[sl], y[sl], y_scale)
-        smooth = (w[sl, None] * r.square()).sum() / w.sum()
-        grad += torch.autograd.grad(smooth, empty.V)[0]
-    gnorm = group_norm(grad)
-    allowed = (pen_w > 0) & model.mask
-    if not bool(allowed.any()):
-        return 0.0
-    return float((gnorm[allowed] / pen_w[allowed]).max())
-
-
-def default_l1(lambda_max: float, n_genes: int) -> float:
-    """The default connection cost: ``L1_FRACTION * lambda_max``.
-
-    ``lambda_max`` is the norm of the largest edge-group gradient of the loss at the empty
-    network, so the default keeps the rule scale-free (invariant to the units of ``x`` and
-    ``dx/dt``).
-
-    Examples
-    --------
-    >>> default_l1(2.0, 10)
-    0.02
-    """
-    return L1_FRACTION * float(lambda_max)
-
-
-#: Floor added to the scaled partial correlations in :func:`adaptive_penalty_weights` ...
-ADAPTIVE_FLOOR = 0.05
-#: ... and the power of the pilot the weight divides by.
-ADAPTIVE_EXPONENT = 0.75
-
-
-def adaptive_penalty_weights(
-    z: Any, *, floor: float = ADAPTIVE_FLOOR, exponent: float = ADAPTIVE_EXPONENT
-) -> np.ndarray:
-    """Per-edge connection-cost weights from the partial correlations of ``z``.
-
-    An adaptive group lasso (Zou 2006; Wang & Leng 2008) takes a pilot estimate of every
-    edge and divides its penalty by it, so edges the pilot supports are cheap and the rest
-    dear; the fitted network is still the one the dynamics need. The pilot here is the
-    absolute partial correlation ``|ρ_ij|`` of genes ``i`` and ``j`` in ``z`` (standardised;
-    precision matrix of the Ledoit–Wolf covariance): at a steady state, and along
-    trajectories where targets follow their regulators, a direct regulator stays correlated
-    with its target given all other genes. The weight is
-    ``(|ρ_ij| / max|ρ| + floor) ** -exponent``, divided by its median off the diagonal (so a
-    typical edge keeps the cost ``l1``); self-loops get weight 1. Measured on the GRN
-    benchmark (``benchmarks/README.md``): with ``z`` the log-normalised expression, the
-    simulated networks' median AUPRC ratio of :func:`gclandscape.landscape.fit_grn` rose
-    from 2.41 to 4.35 and the BEELINE median stayed about even (3.06 → 3.01). The exponent
-    0.75 rather than 1 keeps the myeloid default's Mk attractor when the drift comes from a
-    pseudotime (with 1 it was lost, and the BEELINE median was 2.91).
-
-    Parameters
-    ----------
-    z
-        ``(n_cells, n_genes)`` expression, best log-scaled (``log1p`` of normalised counts).
-    floor
-        Added to the scaled ``|ρ|``; caps the largest weight at about ``floor ** -exponent``
-        times the smallest.
-    exponent
-        Power of the pilot (1 is the classical adaptive lasso; smaller trusts it less).
-
-    Returns
-    -------
-    ``(n_genes, n_genes)`` target × source array of positive weights (symmetric).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> a = rng.normal(size=2000)
-    >>> b = a + rng.normal(size=2000)  # a -> b; c is independent
-    >>> w = adaptive_penalty_weights(np.c_[a, b, rng.normal(size=2000)])
-    >>> bool(w[1, 0] < w[2, 0])
-    True
-    """
-    from sklearn.covariance import LedoitWolf
-
-    z = np.asarray(z, dtype=np.float64)
-    if z.ndim != 2 or z.shape[1] < 2 or z.shape[0] < 3:
-        raise GclError(f"z must be (n_cells >= 3, n_genes >= 2); got shape {z.shape}.")
-    if not np.isfinite(z).all():
-        raise GclError("z contains NaN or infinite values.")
-    sd = z.std(axis=0)
-    z = (z - z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    precision = np.linalg.pinv(LedoitWolf().fit(z).covariance_)
-    d = np.sqrt(np.clip(np.diag(precision), 1e-12, None))
-    rho = np.abs(precision / np.outer(d, d))
-    np.fill_diagonal(rho, 0.0)
-    top = rho.max()
-    w = (rho / top + floor) ** -float(exponent) if top > 0 else np.ones_like(rho)
-    off = ~np.eye(len(w), dtype=bool)
-    w /= np.median(w[off])
-    np.fill_diagonal(w, 1.0)
-    return w
-
-
-# ---------------------------------------------------------------------- Lightning glue
-class _IndexData(torch.utils.data.Dataset):
-    """Dataset indexed by a whole batch of cell indices at once (no per-item collate)."""
-
-    def __init__(self, *tensors: torch.Tensor) -> None:
-        self.tensors = tensors
-
-    def __len__(self) -> int:
-        return self.tensors[0].shape[0]
-
-    def __getitem__(self, idx: Any) -> tuple[torch.Tensor, ...]:
-        idx = torch.as_tensor(idx, device=self.tensors[0].device)
-        return tuple(t[idx] for t in self.tensors)
-
-
-_MODULE_CLASS: Any = None
-
-
-def _lightning_module_class() -> Any:
-    """Build the LightningModule class on first use (Lightning is a slow import)."""
-    global _MODULE_CLASS
-    if _MODULE_CLASS is not None:
-        return _MODULE_CLASS
-    import lightning.pytorch as pl
-
-    class GRNTrainingModule(pl.LightningModule):
-        """Lightning wrapper: Adam on the smooth loss, proximal step after every update."""
-
-        def __init__(self, model, *, y_scale, l1, pen_w, lr, a_max):
-            super().__init__()
-            self.model = model
-            self.register_buffer("y_scale", y_scale)
-            self.register_buffer("pen_w", pen_w)
-            self.l1 = float(l1)
-            self.lr = float(lr)
-            self.a_max = float(a_max)
-            self.history: list[dict[str, float]] = []
-            self._epoch_sums: list[torch.Tensor] = []
-            self._last_val: LossOutput | None = None
-
-        def training_step(self, batch, batch_idx):
-            x, y, w = batch
-            smooth, mse = _smooth_loss(self.model, x, y, w, self.y_scale)
-            self._epoch_sums.append(torch.stack([mse * w.sum(), w.sum()]))
-            return smooth
-
-        def optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure=None):
-            optimizer.step(closure=optimizer_closure)
-            opt = getattr(optimizer, "optimizer", optimizer)
-            _prox(self.model, opt, self.l1, self.pen_w, self.a_max)
-
-        def validation_step(self, batch, batch_idx):
-            x, y, w = batch
-            parts = _loss(self.model, x, y, w, self.y_scale, self.l1, self.pen_w)
-            self._last_val = parts
-            self.log("val_total", parts.total, prog_bar=True)
-            self.log("val_mse", parts.mse)
-
-        def on_train_epoch_end(self):
-            sums = torch.stack(self._epoch_sums).sum(0)
-            self._epoch_sums = []
-            # the penalty at the end of the epoch (it changes slowly within one)
-            part = LossOutput(sums[0] / sums[1], _penalty(self.model, self.l1, self.pen_w))
-            row = {"epoch": int(self.current_epoch)}
-            row.update({f"train_{k}": v for k, v in part.to_dict().items()})
-            if self._last_val is not None:
-                row.update({f"val_{k}": v for k, v in self._last_val.to_dict().items()})
-            row["n_edges"] = int(self.model.adjacency().sum())
-            self.history.append(row)
-            logger.debug("GRN fit epoch %d: %s", row["epoch"], row)
-
-        def configure_optimizers(self):
-            params = [p for p in self.model.parameters() if p.requires_grad]
-            return torch.optim.Adam(params, lr=self.lr)
-
-    _MODULE_CLASS = GRNTrainingModule
-    return _MODULE_CLASS
-
-
-@contextlib.contextmanager
-def _quiet_lightning():
-    """Silence Lightning's banner and dataloader hints for the duration of a fit."""
-    names = ("lightning.pytorch", "lightning.fabric", "lightning")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*number of training batches.*")
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-            warnings.filterwarnings("ignore", message=".*isinstance.*treespec.*")
-            yield
-    finally:
-        for lg, lev in zip(loggers, levels):
-            lg.setLevel(lev)
-
-
-def _train(
-    model: GRNModel,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    w: torch.Tensor,
-    y_scale: torch.Tensor,
-    pen_w: torch.Tensor,
-    train_idx: torch.Tensor,
-    val_idx: torch.Tensor,
-    *,
-    l1: float,
-    lr: float,
-    max_epochs: int,
-    batch_size: int,
-    patience: int,
-    seed: int,
-    progress: bool,
-) -> list[dict[str, float]]:
-    import lightning.pytorch as pl
-    from lightning.pytorch.callbacks import EarlyStopping
-
-    module = _lightning_module_class()(
-        model, y_scale=y_scale, l1=l1, pen_w=pen_w, lr=lr, a_max=_A_MAX
-    )
-    gen = torch.Generator().manual_seed(int(seed) + 1)
-    train_data = _IndexData(x[train_idx], y[train_idx], w[train_idx])
-    sampler = torch.utils.data.BatchSampler(
-        torch.utils.data.RandomSampler(range(len(train_idx)), generator=gen),
-        batch_size=min(batch_size, len(train_idx)),
-        drop_last=False,
-    )
-    train_loader = torch.utils.data.DataLoader(train_data, sampler=sampler, batch_size=None)
-    val_data = _IndexData(x[val_idx], y[val_idx], w[val_idx])
-    val_loader = torch.utils.data.DataLoader(
-        val_data, sampler=[list(range(len(val_idx)))], batch_size=None
-    )
-    accelerator = "gpu" if x.device.type == "cuda" else "cpu"
-    with _quiet_lightning():
-        trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=progress,
-            num_sanity_val_steps=0,
-            callbacks=[EarlyStopping("val_total", patience=patience, min_delta=1e-5)],
-        )
-        trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
-    return module.history
-
-
-def _split(n: int, val_fraction: float, seed: int, device: torch.device):
-    gen = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(n, generator=gen)
-    n_val = max(1, round(n * val_fraction))
-    return perm[n_val:].to(device), perm[:n_val].to(device)
-
-
-def _default_epochs(n_train: int, batch_size: int) -> int:
-    steps_per_epoch = max(1, math.ceil(n_train / batch_size))
-    return int(min(500, max(50, math.ceil(2000 / steps_per_epoch))))
-
-
-# ---------------------------------------------------------------------- public entry points
 def fit(
     x: Any,
     dxdt: Any = None,
@@ -674,9 +202,8 @@ def fit(
     l1
         Connection cost (group-lasso strength). ``None``: ``L1_FRACTION`` (0.01) times the
         data-derived ``lambda_max``, the smallest value that empties the network
-        (:func:`default_l1`). Measured on random 10-gene Hill-logic networks (6 networks,
-        exact and SNR-1 drift): fractions 0.005–0.02 rank edges best (AUPRC ratio 4.4–4.5 of
-        a possible ~5); 0.1 loses true edges (3.2 with noisy drift).
+        (:func:`default_l1`); the fraction ranked edges best on simulated networks
+        (``benchmarks/README.md``, "GRN recovery").
     mask
         ``(G, G)`` boolean target × source array of allowed edges (hard prior); disallowed
         edges stay exactly zero.
@@ -736,7 +263,7 @@ def fit(
     ('drift', 3)
     """
     t0 = time.perf_counter()
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     xt, yt, wt = _check_inputs(x, dxdt, mode, weights, dev)
     n, g = xt.shape
     if int(hidden) != hidden or hidden < 1:
@@ -878,112 +405,6 @@ def fit(
     return model, result
 
 
-def bootstrap_confidence(
-    x: Any,
-    dxdt: Any = None,
-    *,
-    n_boot: int = 8,
-    model: GRNModel | None = None,
-    l1: float | None = None,
-    max_epochs: int | None = None,
-    pilot: Any = None,
-    seed: int = 0,
-    **fit_kwargs: Any,
-) -> np.ndarray:
-    """Per-edge selection frequency over bootstrap resamples of the cells.
-
-    Each resample draws ``n_cells`` cells with replacement (expressed as integer cell weights,
-    so duplicated cells are not split between training and held-out sets), refits with the
-    same ``l1``, warm-started from ``model`` and for few epochs, and records which edges are
-    non-zero. Warm starts make the refits fast; they measure the stability of the fitted
-    network under resampling rather than of fits from scratch. With ``pilot``, each resample
-    also recomputes the adaptive connection cost (:func:`adaptive_penalty_weights`) from its
-    own cells, so the frequencies include the pilot's sampling variability.
-
-    Parameters
-    ----------
-    x, dxdt
-        As for :func:`fit`.
-    n_boot
-        Number of bootstrap refits.
-    model
-        Fitted model to warm-start from; fitted here with ``fit_kwargs`` when ``None``.
-    l1
-        Connection cost; default: the one ``model`` was fitted with (``model.l1``), so the
-        frequencies refer to the same sparsity level.
-    max_epochs
-        Epochs per refit (default 40).
-    pilot
-        ``(n_cells, n_genes)`` expression the adaptive penalty weights are computed from (as
-        passed to :func:`adaptive_penalty_weights`); replaces ``penalty_weights`` in
-        ``fit_kwargs`` by each resample's own weights. ``None``: the weights in
-        ``fit_kwargs`` (if any) are used for every resample.
-    seed
-        Seed of the resampling and refits.
-    **fit_kwargs
-        Passed to :func:`fit` (``mode``, ``hidden``, ``mask``, ``prior``, ...).
-
-    Returns
-    -------
-    ``(G, G)`` target × source array of frequencies in [0, 1] (the ``confidence`` column of
-    :func:`~gclandscape.engine._grn.edges`).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from gclandscape.engine._grn_fit import bootstrap_confidence
-    >>> x = torch.rand(100, 3)
-    >>> dxdt = torch.stack([1 - x[:, 0], x[:, 0] - x[:, 1], x[:, 1] - x[:, 2]], 1)
-    >>> bootstrap_confidence(x, dxdt, n_boot=2, hidden=2, max_epochs=3).shape
-    (3, 3)
-    """
-    if int(n_boot) != n_boot or n_boot < 1:
-        raise GclError(f"n_boot must be a positive integer, got {n_boot!r}.")
-    mode = fit_kwargs.get("mode", "drift")
-    device = _resolve_device(fit_kwargs.get("device", "cpu"))
-    xt, yt, wt = _check_inputs(x, dxdt, mode, fit_kwargs.get("weights"), device)
-    n = xt.shape[0]
-    if model is None:
-        model, _ = fit(x, dxdt, l1=l1, seed=seed, **fit_kwargs)
-    if l1 is None:
-        l1 = model.l1
-    if l1 is None:
-        raise GclError("model has no fitted l1 (built by hand?); pass l1= explicitly.")
-    kwargs = {k: v for k, v in fit_kwargs.items() if k not in ("weights", "max_epochs")}
-    kwargs["hidden"] = model.hidden
-    if pilot is not None:
-        pilot = np.asarray(pilot, dtype=np.float64)
-        if pilot.ndim != 2 or pilot.shape != (n, model.n_genes):
-            raise GclError(
-                f"pilot must be (n_cells, n_genes) = ({n}, {model.n_genes}) like x; "
-                f"got shape {pilot.shape}."
-            )
-    epochs = 40 if max_epochs is None else int(max_epochs)
-    gen = np.random.default_rng(seed)
-    counts = np.zeros((model.n_genes, model.n_genes))
-    y_in = None if mode == "steady_state" else yt.cpu().numpy()
-    for b in range(int(n_boot)):
-        idx = gen.integers(0, n, n)
-        w_b = np.bincount(idx, minlength=n).astype(np.float32) * wt.cpu().numpy()
-        if (w_b > 0).sum() < MIN_CELLS:
-            raise GclError(f"bootstrap resample {b} has fewer than {MIN_CELLS} distinct cells.")
-        keep = w_b > 0
-        if pilot is not None:
-            kwargs["penalty_weights"] = adaptive_penalty_weights(pilot[idx])
-        m_b, _ = fit(
-            xt.cpu().numpy()[keep],
-            None if y_in is None else y_in[keep],
-            l1=float(l1),
-            weights=w_b[keep],
-            max_epochs=epochs,
-            seed=seed + 1000 + b,
-            init=model,
-            **kwargs,
-        )
-        counts += m_b.adjacency().numpy()
-    return counts / int(n_boot)
-
-
 def _bool_square(value: Any, g: int, name: str) -> torch.Tensor:
     arr = np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value)
     if arr.shape != (g, g):
@@ -991,3 +412,13 @@ def _bool_square(value: Any, g: int, name: str) -> torch.Tensor:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise GclError(f"{name} contains NaN or infinite values.")
     return torch.from_numpy(arr != 0)
+
+
+def __getattr__(name: str) -> Any:
+    # bootstrap_confidence lives in _grn_bootstrap, which imports fit from here; it is looked
+    # up on first use so callers that import it from this module keep working.
+    if name == "bootstrap_confidence":
+        from ._grn_bootstrap import bootstrap_confidence
+
+        return bootstrap_confidence
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

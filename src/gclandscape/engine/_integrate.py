@@ -14,6 +14,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 
 from .._errors import GclDivergenceError, GclError
+from ._device import resolve_device
 
 __all__ = ["Solution", "integrate", "resolve_device"]
 
@@ -43,25 +44,6 @@ class Solution:
     xs: torch.Tensor | None
     dt: float
     n_steps: int
-
-
-def resolve_device(device: str | torch.device | None, like: Any = None) -> torch.device:
-    """The torch device to run on.
-
-    ``None`` → the device of ``like`` (CPU for arrays); ``"auto"`` → CUDA when available.
-
-    Examples
-    --------
-    >>> resolve_device("cpu").type
-    'cpu'
-    >>> resolve_device(None, like=torch.zeros(1)).type
-    'cpu'
-    """
-    if device is None:
-        return like.device if torch.is_tensor(like) else torch.device("cpu")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _as_state(x0: Any, device: torch.device) -> torch.Tensor:
