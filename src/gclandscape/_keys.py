@@ -48,6 +48,7 @@ class Key:
         genome = "gcl_genome"
         landscape = "gcl_landscape"
         screen = "gcl_screen"
+        regulator = "gcl_regulator"  # record of gcl.pp.annotate_regulators
 
     class var:
         highly_variable = "highly_variable"
