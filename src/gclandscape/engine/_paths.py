@@ -40,16 +40,10 @@ import torch
 
 from .._errors import GclError
 from .._utils import logger
-from ._fixed_points import (
-    VectorField,
-    _as_states,
-    _jac,
-    _polish,
-    _prepare_field,
-    _relax,
-    _speed,
-)
+from ._field_checks import VectorField, _as_states, _prepare_field
 from ._integrate import integrate
+from ._jacobian import _jac
+from ._root_finding import _polish, _relax, _speed
 
 __all__ = ["TransitionPath", "minimum_action_path", "saddle_connections", "transition_paths"]
 
