@@ -219,3 +219,36 @@ def test_explicit_time_key_recomputes_a_stored_drift():
     gcl.landscape.fit_grn(a, genes=["a", "b", "c"], time_key="t2", n_bootstrap=0)
     assert a.uns[Key.layers.drift]["params"]["time_key"] == "t2"
     assert a.uns[Key.uns.genome]["params"]["time_key"] == "t2"
+
+
+@pytest.mark.parametrize(
+    "signs",
+    [["+", "-"], [1, -1], ["Activation", "REPRESSION"], [2.5, -0.3], ["+1", "-1"]],
+)
+def test_prior_signs_in_every_common_spelling(signs):
+    # issue 20 §2.6: BEELINE writes '+'/'-'; float() of those failed inside the fit
+    from gclandscape.landscape._fit_grn import _prior_mask
+
+    prior = pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"], "sign": signs})
+    mask, sign = _prior_mask(prior, ["a", "b", "c"])
+    assert mask.sum() == 2
+    assert sign[1, 0] == 1  # a -> b activates (target × source)
+    assert sign[2, 1] == -1  # b -| c
+    assert np.count_nonzero(sign) == 2
+
+
+def test_prior_sign_missing_value_leaves_the_sign_free():
+    from gclandscape.landscape._fit_grn import _prior_mask
+
+    prior = pd.DataFrame({"source": ["a", "b"], "target": ["b", "c"], "sign": ["+", None]})
+    _, sign = _prior_mask(prior, ["a", "b", "c"])
+    assert sign[1, 0] == 1
+    assert sign[2, 1] == 0
+
+
+def test_prior_with_unknown_signs_names_them():
+    prior = pd.DataFrame(
+        {"source": ["a", "b", "a"], "target": ["b", "c", "c"], "sign": ["+", "dual", "?"]}
+    )
+    with pytest.raises(GclError, match=r"'\?', 'dual'.*activation"):
+        gcl.landscape.fit_grn(_toy(), genes=["a", "b", "c"], time_key="t", prior=prior)

@@ -59,6 +59,43 @@ def _select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str
     return genes
 
 
+#: Sign words a prior may use (lower case), as BEELINE and curated databases write them.
+_SIGN_WORDS = {"+": 1, "-": -1, "activation": 1, "repression": -1}
+_SIGNS_ACCEPTED = (
+    "'+'/'-', 1/-1 (or any signed number), 'activation'/'repression' (any case), or empty"
+)
+
+
+def _parse_sign(value: Any) -> int | None:
+    """+1, -1 or 0 (free) for one prior sign, or None when it cannot be read."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return 0
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word == "":
+            return 0
+        if word in _SIGN_WORDS:
+            return _SIGN_WORDS[word]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(np.sign(number)) if np.isfinite(number) else None
+
+
+def _prior_signs(values: pd.Series) -> np.ndarray:
+    """Each row's sign in {-1, 0, +1}; every unreadable value is named in one error."""
+    signs = [_parse_sign(v) for v in values]
+    bad = sorted({repr(v) for v, s in zip(values, signs) if s is None})
+    if bad:
+        raise GclError(
+            f"prior['sign'] has values that are not a sign: {', '.join(bad[:10])}"
+            f"{' ...' if len(bad) > 10 else ''}. Accepted: {_SIGNS_ACCEPTED}; fix or drop "
+            "those rows (an empty sign leaves the edge's sign free)."
+        )
+    return np.asarray(signs, dtype=np.int8)
+
+
 def _prior_mask(prior: Any, genes: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(mask of allowed edges, sign) from a prior DataFrame (source, target[, sign])."""
     if prior is None:
@@ -66,7 +103,7 @@ def _prior_mask(prior: Any, genes: list[str]) -> tuple[np.ndarray | None, np.nda
     if not isinstance(prior, pd.DataFrame) or not {"source", "target"} <= set(prior.columns):
         raise GclError(
             "prior must be a DataFrame with columns 'source' and 'target' (and optionally "
-            "'sign' in {-1, +1})."
+            f"'sign': {_SIGNS_ACCEPTED})."
         )
     unknown = sorted(set(prior["source"].astype(str)) | set(prior["target"].astype(str)))
     unknown = [g for g in unknown if g not in genes]
@@ -80,12 +117,12 @@ def _prior_mask(prior: Any, genes: list[str]) -> tuple[np.ndarray | None, np.nda
     n = len(genes)
     mask = np.zeros((n, n), dtype=bool)
     sign = np.zeros((n, n), dtype=np.int8)
-    for row in prior.itertuples(index=False):
-        i, j = pos[str(row.target)], pos[str(row.source)]
+    signs = _prior_signs(prior["sign"]) if "sign" in prior.columns else None
+    for k, (src, tgt) in enumerate(zip(prior["source"].astype(str), prior["target"].astype(str))):
+        i, j = pos[tgt], pos[src]
         mask[i, j] = True
-        if "sign" in prior.columns:
-            s = row.sign
-            sign[i, j] = 0 if pd.isna(s) else int(np.sign(float(s)))
+        if signs is not None:
+            sign[i, j] = signs[k]
     return mask, sign
 
 
@@ -157,8 +194,10 @@ def fit_grn(
     velocity_layer
         RNA-velocity layer to take the drift from.
     prior
-        DataFrame ``source``, ``target`` (optionally ``sign``): the allowed edges (a hard
-        mask; signs are enforced where given).
+        DataFrame ``source``, ``target`` (optionally ``sign``: ``'+'``/``'-'`` as BEELINE
+        writes them, ``1``/``-1`` or any signed weight, ``'activation'``/``'repression'``
+        in any case; empty leaves the sign free): the allowed edges (a hard mask; signs are
+        enforced where given).
     l1
         Connection cost (group-lasso strength); default: a data-derived fraction of the value
         that empties the network (:func:`gclandscape.engine._grn_fit.default_l1`).
