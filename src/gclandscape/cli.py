@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ._pipeline._outdir import OutputFolder, check_out
+
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from anndata import AnnData
@@ -756,7 +758,9 @@ def run_pipeline(
     adata
         The data as read; not modified.
     out
-        Output folder (created if needed).
+        Output folder: new, empty, or an earlier run's results, which are replaced when this
+        run completes. The run is staged in a hidden folder beside it and moved into place at
+        the end, so an interrupted run leaves ``out`` as it was.
     groupby
         obs column with cell types; defaults to ``"celltype"`` when present.
     root
@@ -785,7 +789,8 @@ def run_pipeline(
     ------
     GclError
         ``groupby`` is not an obs column or ``root`` not one of its groups (the message
-        lists them), a knockout gene is not a regulator (listed), or the data are empty.
+        lists them), a knockout gene is not a regulator (listed), the data are empty, or
+        ``out`` cannot be written or holds files that are not an earlier result.
 
     Examples
     --------
@@ -795,9 +800,6 @@ def run_pipeline(
     >>> ctx.files  # doctest: +SKIP
     ['qc.csv', 'umap.png', 'umap.pdf', 'summary.json']
     """
-    import datetime
-
-    from . import __version__, _report
     from ._errors import GclError
 
     if adata.n_obs < 3 or adata.n_vars < 1:
@@ -806,8 +808,7 @@ def run_pipeline(
             "3 cells and 1 gene."
         )
     groupby = _resolve_groupby(adata, groupby)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_out(out)
     if root is not None:
         if groupby is None:
             raise GclError("--root needs --groupby (the obs column the root group is in).")
@@ -818,9 +819,42 @@ def run_pipeline(
                 f"{', '.join(groups)}."
             )
     knockouts = _check_knockout_names(adata, knockouts)
+    folder = OutputFolder(out)
+    try:
+        ctx = _run_steps(
+            adata, folder, input=input, groupby=groupby, root=root, epochs=epochs, seed=seed,
+            knockouts=knockouts, n_bootstrap=n_bootstrap, n_sim_cells=n_sim_cells, steps=steps,
+        )  # fmt: skip
+    except BaseException:  # an interrupted or failed run leaves --out as it was
+        folder.discard()
+        raise
+    ctx.out = folder.commit()
+    ctx.figures = {k: (ctx.out / Path(p).name, c) for k, (p, c) in ctx.figures.items()}
+    return ctx
+
+
+def _run_steps(
+    adata: AnnData,
+    folder: OutputFolder,
+    *,
+    input: str,
+    groupby: str | None,
+    root: str | None,
+    epochs: int | None,
+    seed: int,
+    knockouts: list[str] | None,
+    n_bootstrap: int,
+    n_sim_cells: int,
+    steps: Sequence[Step] | None,
+) -> RunContext:
+    """Run ``steps`` with their output in ``folder.staging``; summary.json is written last."""
+    import datetime
+
+    from . import __version__, _report
+
     ctx = RunContext(
         adata=adata,
-        out=out,
+        out=folder.staging,
         input=input,
         groupby=groupby,
         root=root,
@@ -857,10 +891,10 @@ def run_pipeline(
     ctx.summary.update(
         steps=[{k: t[k] for k in ("name", "seconds", "cpu_seconds")} for t in ctx.timings],
         files=list(ctx.files),
-        out=str(out),
+        out=str(folder.final),
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     )
-    _report.write_json(ctx.summary, out / "summary.json")
+    _report.write_json(ctx.summary, ctx.out / "summary.json")
     return ctx
 
 
@@ -905,7 +939,7 @@ def datasets_command() -> None:
     "-o",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (created if needed).",
+    help="Output folder: new, empty or earlier results (replaced once the run completes).",
 )
 @click.option("--groupby", default=None, help="obs column with cell types [default: celltype].")
 @click.option(
@@ -947,6 +981,7 @@ def run_command(
     _log.addHandler(handler)
     _log.setLevel(logging.INFO)
     try:
+        check_out(out)  # before the input is read: a bad --out fails in a second
         start = time.perf_counter()
         _log.info("reading %s", input or DEFAULT_INPUT)
         adata, label = load_input(input, seed=seed)

@@ -1,0 +1,103 @@
+"""Hardening of ``gclandscape run``: the output folder is written all at once or not at all,
+a bad ``--out`` fails before the input is read, and CSV cells cannot start a spreadsheet
+formula."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import gclandscape.cli as cli
+from gclandscape._errors import GclError
+from gclandscape.cli import Step, main, run_pipeline
+
+
+def _toy(n_cells: int = 30, n_genes: int = 8) -> ad.AnnData:
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(3.0, size=(n_cells, n_genes)).astype(np.float32)
+    return ad.AnnData(
+        counts,
+        obs=pd.DataFrame(
+            {"celltype": pd.Categorical(np.repeat(["A", "B", "C"], n_cells // 3))},
+            index=[f"cell{i}" for i in range(n_cells)],
+        ),
+        var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]),
+    )
+
+
+def _write_seed(ctx) -> None:
+    (ctx.out / "seed.txt").write_text(str(ctx.seed))
+    ctx.files.append("seed.txt")
+
+
+class _Hooks:
+    fail: BaseException | None = None
+
+
+def _tail(ctx) -> None:
+    if _Hooks.fail is not None:
+        raise _Hooks.fail
+
+
+def _contents(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+STEPS = [Step("qc", cli.step_qc), Step("seed", _write_seed), Step("tail", _tail)]
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), RuntimeError("screen failed")])
+def test_interrupted_rerun_keeps_the_previous_result(tmp_path, monkeypatch, interrupt):
+    out = tmp_path / "res"
+    run_pipeline(_toy(), out, steps=STEPS, seed=0)
+    first = _contents(out)
+    assert sorted(first) == ["qc.csv", "seed.txt", "summary.json"]
+
+    monkeypatch.setattr(_Hooks, "fail", interrupt)
+    with pytest.raises(type(interrupt)):
+        run_pipeline(_toy(), out, steps=STEPS, seed=1)
+    assert _contents(out) == first  # nothing of the second run, nothing of the first lost
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]  # no staging folder left
+
+    # a completed re-run replaces the folder whole: the first run's extra file is gone
+    monkeypatch.setattr(_Hooks, "fail", None)
+    ctx = run_pipeline(_toy(), out, steps=[STEPS[0]], seed=2)
+    assert ctx.out == out.resolve()
+    assert sorted(_contents(out)) == ["qc.csv", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["seed"], summary["out"]) == (2, str(out.resolve()))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]
+
+
+def test_unwritable_out_fails_before_the_input_is_read(tmp_path, monkeypatch):
+    def no_read(*args, **kwargs):
+        raise AssertionError("the input was read before --out was checked")
+
+    monkeypatch.setattr(cli, "load_input", no_read)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["run", "myeloid", "--out", str(blocker / "res")])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "cannot be written" in result.output
+    assert str(blocker) in result.output
+
+
+def test_out_with_other_files_is_refused_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "load_input", lambda *a, **k: pytest.fail("input read"))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["run", "--out", str(out)])
+    assert result.exit_code == 1
+    assert "notes.txt" in result.output
+    assert "would be lost" in result.output
+    assert (out / "notes.txt").read_text() == "keep me"
+    with pytest.raises(GclError, match=r"notes\.txt"):
+        run_pipeline(_toy(), out, steps=STEPS[:1])
