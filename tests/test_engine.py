@@ -198,22 +198,22 @@ def test_inplace_kernel_per_cell_clamp_and_generic_field():
 
 
 def test_prefetched_noise_equals_serial_draws(monkeypatch):
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
     f = _sigmoid_case(4)
     x0 = np.random.default_rng(3).uniform(0, 1, (500, 4)).astype(np.float32)
     kw = {"t_max": 1.0, "dt": 0.05, "noise": 0.2, "seed": 7, "n_save": 3}
-    monkeypatch.setattr(integ, "PREFETCH_MIN", 0)  # background thread for this small batch
+    monkeypatch.setattr(noise_mod, "PREFETCH_MIN", 0)  # background thread for this small batch
     a, b = integrate(f, x0, **kw), integrate(f, x0, **kw)
     other = integrate(f, x0, **{**kw, "seed": 8})
-    monkeypatch.setattr(integ, "PREFETCH_MIN", 2**62)  # drawn in the loop
+    monkeypatch.setattr(noise_mod, "PREFETCH_MIN", 2**62)  # drawn in the loop
     c = integrate(f, x0, **kw)
     assert torch.equal(a.x, b.x)
     assert torch.equal(a.xs, b.xs)
     assert torch.equal(a.x, c.x)
     assert torch.equal(a.xs, c.xs)
     assert not torch.equal(a.x, other.x)
-    monkeypatch.setattr(integ, "PREFETCH_MIN", 0)
+    monkeypatch.setattr(noise_mod, "PREFETCH_MIN", 0)
     with pytest.raises(GclDivergenceError):  # the thread stops when the loop raises
         integrate(LinearField([[5.0]]), np.ones((4, 1)), t_max=1000.0, dt=0.5, noise=0.1)
 
@@ -287,10 +287,12 @@ def test_sigmoid_drift_gene_major_equals_call():
     ids=["scalar", "per-gene", "per-cell", "clamp", "cell-clamp", "args", "signed"],
 )
 def test_blocked_kernel_is_seeded_and_independent_of_threads(monkeypatch, kw, dtype):
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
-    monkeypatch.setattr(integ, "BLOCK_VALUES", 50)  # 40 cells × 6 genes → 5 blocks of 8
-    assert integ._cell_blocks(40, 6, torch.device("cpu")) == [(s, s + 8) for s in range(0, 40, 8)]
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)  # 40 cells × 6 genes → 5 blocks of 8
+    assert noise_mod._cell_blocks(40, 6, torch.device("cpu")) == [
+        (s, s + 8) for s in range(0, 40, 8)
+    ]
     f = _sigmoid_case()
     x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
     one = integrate(f, x0, t_max=2.0, dt=0.05, seed=5, num_threads=1, **kw)
@@ -313,9 +315,9 @@ def test_blocked_kernel_is_seeded_and_independent_of_threads(monkeypatch, kw, dt
 
 
 def test_blocked_generic_field_equals_out_of_place_loop(monkeypatch):
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
-    monkeypatch.setattr(integ, "BLOCK_VALUES", 16)
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 16)
     f = BooleanHillField.from_network(parse_rules("A = not B\nB = not A and C\nC = A or B"))
     x0 = torch.rand(30, 3, generator=torch.Generator().manual_seed(2))
     kw = {"t_max": 2.0, "dt": 0.05, "noise": lambda t, x, a: 0.1 * torch.sqrt(x + 0.01)}
@@ -350,36 +352,36 @@ def test_table_normals_match_the_standard_normal():
     # the noise of multi-block CPU batches: SFC64 bits looked up in 2^16 normal quantiles
     from scipy import stats
 
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
-    table = integ._normal_table(np.dtype(np.float64))
+    table = noise_mod._normal_table(np.dtype(np.float64))
     assert table.shape == (2**16,)
     assert np.all(np.diff(table) > 0)
     assert abs(table.mean()) < 1e-12
     assert abs(np.mean(table**2) - 1.0) < 1e-12
     assert 4.2 < table[-1] < 4.4  # the tail is cut at 4.3 sigma
-    gens = integ._generators(3, 2, torch.device("cpu"))
-    assert all(isinstance(g, integ._TableNormal) for g in gens)
+    gens = noise_mod._generators(3, 2, torch.device("cpu"))
+    assert all(isinstance(g, noise_mod._TableNormal) for g in gens)
     buf = torch.empty(500, 2000, dtype=torch.float32)
     z = gens[0].fill_(buf).numpy().ravel().astype(np.float64)
     assert stats.kstest(z, "norm").pvalue > 1e-3  # D ~ 1e-3 at n = 10^6 (a flaw shows ~1e-2)
     assert abs(np.mean(np.abs(z) > 3.0) - 0.0027) < 0.0003  # standard error 5e-5
     # reproducible per (seed, block); blocks and successive draws differ
-    again = integ._generators(3, 2, torch.device("cpu"))[0].fill_(torch.empty(500, 2000))
+    again = noise_mod._generators(3, 2, torch.device("cpu"))[0].fill_(torch.empty(500, 2000))
     assert torch.equal(again, buf)
     other = gens[1].fill_(torch.empty(500, 2000)).numpy().ravel()
     assert abs(np.corrcoef(z, other)[0, 1]) < 0.005
     assert abs(np.corrcoef(z, gens[0].fill_(torch.empty(500, 2000)).numpy().ravel())[0, 1]) < 0.005
     # one block draws torch's stream, as earlier versions did
-    (one,) = integ._generators(3, 1, torch.device("cpu"))
+    (one,) = noise_mod._generators(3, 1, torch.device("cpu"))
     ref = torch.randn(4, 5, generator=torch.Generator().manual_seed(3))
     assert torch.equal(one.fill_(torch.empty(4, 5)), ref)
 
 
 def test_blocked_kernel_divergence_is_reported_at_the_same_step(monkeypatch):
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
-    monkeypatch.setattr(integ, "BLOCK_VALUES", 8)  # 40 cells × 2 genes → 10 blocks
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 8)  # 40 cells × 2 genes → 10 blocks
     f = SigmoidField(np.zeros((2, 2)), gamma=-50.0)  # x grows by 26× per step
     x0 = np.ones((40, 2), dtype=np.float32)
     # the drift 50·x overflows float32 (3.4e38) once x > 6.8e36: by step 6 for a cell
@@ -400,9 +402,9 @@ def test_blocked_kernel_multiplies_through_numpy_and_restores_blas_threads(monke
     # BLAS thread count is back afterwards, also when the run fails
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
-    monkeypatch.setattr(integ, "BLOCK_VALUES", 50)
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)
     calls = []
     matmul = np.matmul
     monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
@@ -421,9 +423,9 @@ def test_blocked_kernel_multiplies_through_numpy_and_restores_blas_threads(monke
 
 
 def test_blocked_kernel_does_not_touch_a_gene_major_input(monkeypatch):
-    import gclandscape.engine._integrate as integ
+    import gclandscape.engine._noise as noise_mod
 
-    monkeypatch.setattr(integ, "BLOCK_VALUES", 16)
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 16)
     x0 = np.asfortranarray(np.full((20, 3), 0.5, dtype=np.float32))  # shared with the state
     sol = integrate(_sigmoid_case(3), x0, t_max=1.0, dt=0.1, noise=0.1, num_threads=2)
     assert np.all(x0 == 0.5)

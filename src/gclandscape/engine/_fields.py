@@ -165,9 +165,8 @@ class SigmoidField(_Field):
         """
         p = self._override(self.params(xt), args, xt)
         if not exact and xt.device.type == "cpu" and xt.dtype in _BLAS_DTYPES and p["W"].ndim == 2:
-            # numpy's BLAS (OpenBLAS) made the kernel 17-28 % faster than torch's
-            # MKL on the AMD CPUs we measured (benchmarks/simulate.py); the caller limits it
-            # to one thread per worker
+            # numpy's BLAS measured the faster kernel (benchmarks/README.md, "Simulation
+            # speed"); the caller limits it to one thread per worker
             np.matmul(p["W"].detach().numpy(), xt.numpy(), out=out.numpy())
             out.add_(_gene_major(p["b"]))
         else:
