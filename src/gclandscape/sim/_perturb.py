@@ -14,8 +14,10 @@ instead of the AnnData.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -149,13 +151,19 @@ def _root_cells(
         what = f"{groupby} == {root!r}"
     else:
         candidates = np.atleast_1d(np.asarray(root))
-        if candidates.dtype.kind not in "iu" or candidates.size == 0:
+        if candidates.dtype.kind not in "iu" or candidates.size == 0 or candidates.ndim != 1:
             raise GclError(
                 "root must be None, a group name or a non-empty list of integer cell positions; "
                 f"got {root!r}."
             )
+        # negative positions are refused rather than counted from the end: root=-1 would
+        # otherwise start every cell from whichever cell happens to be stored last
         if candidates.min() < 0 or candidates.max() >= n:
-            raise GclError(f"root cell positions must lie in [0, {n}); got {root!r}.")
+            raise GclError(
+                f"root must be non-negative cell positions in [0, {n}) (adata has {n} cells; "
+                f"negative positions are not counted from the end); got {root!r}. Pass a group "
+                "of the landscape's groupby column, e.g. root='progenitor', or valid positions."
+            )
         return candidates.astype(np.int64), f"{candidates.size} given cells"
     if time_col is None:
         return candidates, f"{what} (no time column: every cell of it)"
@@ -625,6 +633,83 @@ def _check_n_cells(n_cells: int) -> int:
     return int(n_cells)
 
 
+#: Bytes per simulated cell and gene and condition: the float32 state and noise of the
+#: integrator, the field's intermediates and the float64 end and relaxed states.
+BYTES_PER_VALUE = 64
+#: Bytes per cell, gene and saved snapshot (float32 in torch, float64 copy in numpy).
+BYTES_PER_SNAPSHOT = 12
+#: Bytes per cell, gene and fate reference of the distance computation (difference, square).
+BYTES_PER_DISTANCE = 16
+
+
+def memory_needed(
+    n_cells: int, *, n_genes: int, n_refs: int, n_members: int, n_save: int | None
+) -> int:
+    """Bytes a simulation of ``n_cells`` wild-type and mutant cells holds at its peak (an
+    estimate on the high side), for ``n_members`` genomes of ``n_genes`` genes.
+
+    Examples
+    --------
+    >>> memory_needed(1000, n_genes=10, n_refs=4, n_members=1, n_save=None)
+    1920000
+    """
+    per_value = 2 * (BYTES_PER_VALUE + (n_save or 0) * BYTES_PER_SNAPSHOT)  # wt and mutant
+    per_value += max(n_refs, 1) * BYTES_PER_DISTANCE
+    return int(n_members) * int(n_cells) * max(int(n_genes), 1) * per_value
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to this process now, or ``None`` when it cannot be told.
+
+    psutil when installed, else ``MemAvailable`` of ``/proc/meminfo`` (Linux) or the free
+    physical pages of ``os.sysconf``; a cgroup (container) limit lowers it.
+    """
+    avail: int | None = None
+    try:
+        import psutil
+
+        avail = int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            for line in Path("/proc/meminfo").read_text().splitlines():
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+        except (OSError, ValueError, IndexError):
+            pass
+        if avail is None:
+            try:
+                avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError, AttributeError):
+                avail = None
+    try:  # a container's limit is lower than the machine's memory
+        cgroup = Path("/sys/fs/cgroup")
+        limit = (cgroup / "memory.max").read_text().strip()
+        used = int((cgroup / "memory.current").read_text().strip())
+        if limit != "max":
+            room = max(int(limit) - used, 0)
+            avail = room if avail is None else min(avail, room)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _check_memory(setup: _Setup, n_cells: int, *, n_save: int | None) -> None:
+    """Refuse a simulation that cannot fit before allocating any of it."""
+    n_genes = len(setup.starts[0]) if len(setup.starts) else 1
+    kw = {"n_genes": n_genes, "n_refs": len(setup.ref_labels), "n_members": 1, "n_save": n_save}
+    need = memory_needed(n_cells, **kw)
+    avail = available_memory()
+    if avail is None or need <= avail:
+        return
+    fits = avail // max(memory_needed(1, **kw), 1)
+    raise GclError(
+        f"n_cells={n_cells} needs about {need / 2**30:.1f} GB of memory to simulate "
+        f"{n_genes} genes, but only {avail / 2**30:.1f} GB available; pass n_cells of at "
+        f"most about {fits:,} (a few thousand cells give fate fractions to about 1 %)."
+    )
+
+
 def perturb(
     adata: AnnData,
     perturbation: Perturbation,
@@ -698,9 +783,10 @@ def perturb(
     Raises
     ------
     GclError
-        Not a perturbation, a gene not in the genome (with close matches), ``n_cells < 10``,
-        fewer than 10 observed cells, no genome, no landscape for a developmental genome, an
-        unknown ``root`` group.
+        Not a perturbation, a gene not in the genome (with close matches), ``n_cells < 10``
+        or too large for the memory available (the message names both), fewer than 10
+        observed cells, a negative or out-of-range root cell position, no genome, no
+        landscape for a developmental genome, an unknown ``root`` group.
 
     Examples
     --------
@@ -725,12 +811,13 @@ def perturb(
     setup = _setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
     genome = setup.genome_obj()
     perturbation = _check_perturbation(perturbation, genome.genes)
+    save = N_SAVE if setup.mode != STEADY_STATE else None
+    _check_memory(setup, n_cells, n_save=save)
     if decode and model is not None:
         from ..latent import LatentModel
 
         if not isinstance(model, LatentModel):
             raise GclError(f"model must be a gcl.latent.LatentModel, got {type(model).__name__}.")
-    save = N_SAVE if setup.mode != STEADY_STATE else None
     wt = _simulate(setup, None, n_cells=n_cells, seed=seed, n_save=save)
     mut = _simulate(setup, perturbation, n_cells=n_cells, seed=seed, n_save=save)
     return _result(

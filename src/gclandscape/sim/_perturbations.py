@@ -7,6 +7,7 @@ kernels), and :meth:`gclandscape.landscape.Genome.mutate` applies them to a new 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,21 @@ def _as_genes(genes: str | Iterable[str], what: str) -> tuple[str, ...]:
     out = (genes,) if isinstance(genes, str) else tuple(str(g) for g in genes)
     if not out:
         raise GclError(f"{what} needs at least one gene name.")
+    return out
+
+
+def _value(value: object, what: str, *, upper: float = math.inf, fix: str = "") -> float:
+    """``value`` as a finite float in ``[0, upper]``, or a :class:`GclError` naming the fix.
+
+    Checked when the perturbation is built, because a non-finite level reaches the integrator
+    only later and comes back as a divergence that blames the time step."""
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise GclError(f"{what} must be a number, got {value!r}.{fix}") from None
+    if not (math.isfinite(out) and 0.0 <= out <= upper):
+        bound = "non-negative" if upper == math.inf else f"in [0, {upper:g}]"
+        raise GclError(f"{what} must be a finite number {bound}, got {out}.{fix}")
     return out
 
 
@@ -139,12 +155,10 @@ class Knockdown(Perturbation):
     """
 
     def __init__(self, genes: str | Iterable[str], factor: float):
-        factor = float(factor)
-        if not 0.0 <= factor <= 1.0:
-            raise GclError(
-                f"Knockdown factor must lie in [0, 1] (0 = knockout), got {factor}; "
-                "use Overexpression to raise a gene."
-            )
+        factor = _value(
+            factor, "Knockdown factor", upper=1.0,
+            fix=" 0 is a knockout, 1 changes nothing; use Overexpression to raise a gene.",
+        )  # fmt: skip
         super().__init__([Edit(KNOCKDOWN, g, value=factor) for g in _as_genes(genes, "Knockdown")])
 
 
@@ -160,12 +174,10 @@ class Overexpression(Perturbation):
 
     def __init__(self, genes: str | Iterable[str], level: float | None = None):
         if level is not None:
-            level = float(level)
-            if not level >= 0:
-                raise GclError(
-                    f"Overexpression level must be a non-negative number, got {level}; "
-                    "leave it out for twice the highest observed level."
-                )
+            level = _value(
+                level, "Overexpression level",
+                fix=" Leave it out for twice the highest observed level.",
+            )  # fmt: skip
         super().__init__(
             [Edit(OVEREXPRESSION, g, value=level) for g in _as_genes(genes, "Overexpression")]
         )
@@ -182,7 +194,7 @@ class EdgeMutation(Perturbation):
     """
 
     def __init__(self, source: str, target: str, factor: float):
-        factor = float(factor)
-        if not factor >= 0:
-            raise GclError(f"EdgeMutation factor must be non-negative, got {factor}.")
+        factor = _value(
+            factor, "EdgeMutation factor", fix=" 0 removes the edge, 2 doubles its weight."
+        )
         super().__init__([Edit(EDGE, str(source), target=str(target), value=factor)])

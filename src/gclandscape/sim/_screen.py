@@ -1,15 +1,13 @@
 """Perturbation screens: many perturbations against one shared wild-type simulation.
 
 Locally with a progress bar, or on a ``dask.distributed`` cluster. With ``checkpoint`` each
-perturbation's rows are written to a Parquet file as soon as it finishes, named by a hash of
-the perturbation, the settings and the genome, so a rerun skips what is done and a screen
-that failed midway resumes where it stopped.
+perturbation's rows are written to a Parquet file as soon as it finishes (see
+:mod:`._checkpoint`: named by a fingerprint of everything the rows depend on, checked when
+read), so a rerun skips what is done and a screen that failed midway resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,9 +18,17 @@ import pandas as pd
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
+from . import _checkpoint
 from ._perturb import (
+    DT,
+    MIN_FRACTION,
+    N_BOOT,
     N_NULL,
+    N_NULL_CELLS,
     STEADY_STATE,
+    T_DEVELOP,
+    T_RELAX,
+    _check_memory,
     _check_n_cells,
     _check_perturbation,
     _fate_table,
@@ -115,24 +121,25 @@ def _screen_one(
     return _normalise(_tidy(perturbation.name, fates, score, pval), False)
 
 
-def _checkpoint_file(folder: Path, p: Perturbation, fingerprint: str) -> Path:
-    digest = hashlib.sha1(f"{fingerprint}|{p.name}".encode()).hexdigest()[:20]
-    return folder / f"{digest}.parquet"
-
-
 def _fingerprint(setup: _Setup, n_cells: int, seed: int, n_null: int) -> str:
-    genome = setup.genome_obj()
-    h = hashlib.sha1()
-    h.update(json.dumps([genome.genes, n_cells, seed, n_null, setup.mode]).encode())
-    h.update(np.ascontiguousarray(genome.W.to_numpy()).tobytes())
-    h.update(np.ascontiguousarray(setup.starts).tobytes())
-    return h.hexdigest()
+    """Everything a screen row depends on: genome, start cells, fate references (attractor
+    states and cell-type labels), settings, simulation constants and the package version."""
+    from .. import __version__
 
-
-def _write_atomic(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    df.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    return _checkpoint.fingerprint(
+        {
+            "version": __version__,
+            "genome": setup.genome,
+            "starts": setup.starts,
+            "ref_states": setup.ref_states,
+            "ref_labels": list(setup.ref_labels),
+            "novel_tol": setup.novel_tol,
+            "mode": setup.mode,
+            "scale": setup.scale,
+            "settings": [n_cells, seed, n_null],
+            "constants": [T_DEVELOP, T_RELAX, DT, N_BOOT, N_NULL_CELLS, MIN_FRACTION],
+        }
+    )
 
 
 def screen(
@@ -173,8 +180,12 @@ def screen(
     client
         A ``distributed.Client`` for ``backend="dask"``.
     checkpoint
-        Folder for one Parquet file per finished perturbation. A rerun with the same folder,
-        genome and settings reads finished perturbations instead of simulating them.
+        Folder for one Parquet file per finished perturbation. A rerun with the same folder
+        reads finished perturbations instead of simulating them when nothing their rows
+        depend on changed: the genome, the landscape's attractors and cell-type labels, the
+        start cells, ``n_cells``, ``seed``, ``n_null`` and the package version. A file that
+        is unreadable (truncated) or holds another perturbation's rows (copied over) is
+        recomputed and replaced, with a warning that names it. Files are written atomically.
     progress
         Show a progress bar (local backend).
 
@@ -190,7 +201,8 @@ def screen(
     ------
     GclError
         An unknown screen name or backend, a gene not in the genome, duplicated
-        perturbations, and everything :func:`perturb` checks. A perturbation that fails
+        perturbations, an ``n_cells`` that cannot fit in the memory available, and everything
+        :func:`perturb` checks. A perturbation that fails
         re-raises after every other finished perturbation was checkpointed.
 
     Examples
@@ -215,6 +227,7 @@ def screen(
     setup = _setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
     genome = setup.genome_obj()
     perts = _perturbations(perturbations, genome.genes)
+    _check_memory(setup, n_cells, n_save=None)
     steady = setup.mode == STEADY_STATE
     folder = None
     done: dict[str, pd.DataFrame] = {}
@@ -223,9 +236,13 @@ def screen(
         folder = Path(checkpoint)
         folder.mkdir(parents=True, exist_ok=True)
         for p in perts:
-            f = _checkpoint_file(folder, p, fingerprint)
+            f = _checkpoint.checkpoint_file(folder, p.name, fingerprint)
             if f.exists():
-                done[p.name] = _normalise(pd.read_parquet(f), steady)
+                rows = _checkpoint.read(
+                    f, name=p.name, fp=fingerprint, normalise=lambda d: _normalise(d, steady)
+                )
+                if rows is not None:
+                    done[p.name] = rows
         if done:
             logger.info(
                 "screen: %d of %d perturbations read from %s", len(done), len(perts), folder
@@ -242,7 +259,8 @@ def screen(
         def finished(p: Perturbation, df: pd.DataFrame) -> None:
             done[p.name] = df
             if folder is not None:
-                _write_atomic(df, _checkpoint_file(folder, p, fingerprint))
+                f = _checkpoint.checkpoint_file(folder, p.name, fingerprint)
+                _checkpoint.write(df, f, name=p.name, fp=fingerprint)
 
         if backend == "local":
             _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress)
