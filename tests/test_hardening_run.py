@@ -101,3 +101,45 @@ def test_out_with_other_files_is_refused_and_kept(tmp_path, monkeypatch):
     assert (out / "notes.txt").read_text() == "keep me"
     with pytest.raises(GclError, match=r"notes\.txt"):
         run_pipeline(_toy(), out, steps=STEPS[:1])
+
+
+def test_csv_cells_cannot_start_a_formula(tmp_path):
+    from gclandscape import _report
+
+    table = pd.DataFrame(
+        {
+            "gene": ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)", "\tx", "Gata1"],
+            "delta": [-0.5, 1.0, -2.0, 0.0, 3.0, -1e-3],
+            "group": pd.Categorical(["-a", "b", "-a", "b", "b", "b"]),
+        },
+        index=pd.Index(["=c1", "c2", "c3", "c4", "c5", "c6"], name="cell"),
+    )
+    path = _report.write_table(table, tmp_path / "t.csv")
+    back = pd.read_csv(path, index_col="cell", keep_default_na=False)
+    assert list(back.index) == ["'=c1", "c2", "c3", "c4", "c5", "c6"]
+    assert list(back["gene"]) == ["'=cmd|' /C calc'!A0", "'+1", "'-2", "'@SUM(A1)", "'\tx", "Gata1"]
+    np.testing.assert_array_equal(back["delta"], table["delta"])  # numbers stay numbers
+    assert list(back["group"]) == ["'-a", "b", "'-a", "b", "b", "b"]
+    assert table.loc["=c1", "gene"].startswith("=")  # the caller's table is not changed
+
+
+def test_run_csv_outputs_are_neutralised(tmp_path):
+    adata = _toy()
+    adata.obs_names = ["=HYPERLINK(1)", *adata.obs_names[1:]]
+    adata.obs["celltype"] = pd.Categorical(np.repeat(["@A", "B", "-C"], 10))
+    run_pipeline(adata, tmp_path / "o", steps=STEPS[:1])
+    qc = pd.read_csv(tmp_path / "o" / "qc.csv", index_col="cell")
+    assert qc.index[0] == "'=HYPERLINK(1)"
+    assert set(qc["celltype"]) == {"'@A", "B", "'-C"}
+    assert (qc["total_counts"] > 0).all()
+
+
+def test_every_run_csv_goes_through_the_one_writer():
+    """Each CSV of the run is written by _report.write_table, which neutralises formulas."""
+    import gclandscape
+
+    root = Path(gclandscape.__file__).parent
+    sources = [root / "cli.py", *sorted((root / "_pipeline").glob("*.py"))]
+    offenders = [p.name for p in sources if ".to_csv(" in p.read_text()]
+    assert offenders == []
+    assert ".csv" in "".join(p.read_text() for p in sources)  # the run does write CSVs

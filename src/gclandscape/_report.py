@@ -43,11 +43,67 @@ def write_json(data: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP's list for
+#: CSV injection): such cells get a leading apostrophe, which spreadsheets show as text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _neutral_index(index: pd.Index) -> pd.Index:
+    if isinstance(index, pd.MultiIndex):
+        return index.set_levels([_neutral_index(level) for level in index.levels])
+    if index.dtype.kind in "iufcbmM":  # numbers and dates are never formulas
+        return index
+    return index.map(_neutral)
+
+
+def neutralise_formulas(table: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``table`` whose text cells (and names) cannot start a spreadsheet formula.
+
+    Text that begins with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'``; numbers stay numbers (a negative float is not a formula), only text is changed.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"gene": ["=HYPERLINK(1)", "Gata1", "-x"], "delta": [-0.5, 0.1, 2.0]})
+    >>> neutralise_formulas(t).to_dict("list")
+    {'gene': ["'=HYPERLINK(1)", 'Gata1', "'-x"], 'delta': [-0.5, 0.1, 2.0]}
+    """
+    out = table.copy(deep=False)
+    for i in range(out.shape[1]):
+        column = out.iloc[:, i]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            cats = column.cat.categories
+            if cats.dtype.kind not in "iufcbmM":
+                renamed = cats.map(_neutral)
+                if renamed.is_unique:  # two labels differing only by the apostrophe stay apart
+                    column = column.cat.rename_categories(renamed)
+                else:
+                    column = column.astype(object).map(_neutral)
+        elif column.dtype.kind in "OSU" or pd.api.types.is_string_dtype(column.dtype):
+            column = column.map(_neutral)
+        else:
+            continue
+        out.isetitem(i, column)
+    out.columns = _neutral_index(out.columns)
+    out.index = _neutral_index(out.index)
+    return out
+
+
 def write_table(
     table: pd.DataFrame, path: Path, *, index_label: str = "cell", index: bool = True
 ) -> Path:
-    """Write a table as CSV (per-cell tables with the cell names in the first column)."""
-    table.to_csv(path, index_label=index_label if index else None, index=index)
+    """Write a table as CSV (per-cell tables with the cell names in the first column).
+
+    Every CSV gclandscape writes goes through here: text cells that a spreadsheet would run
+    as a formula are neutralised first (:func:`neutralise_formulas`).
+    """
+    neutralise_formulas(table).to_csv(path, index_label=index_label if index else None, index=index)
     return path
 
 

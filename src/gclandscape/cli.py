@@ -387,21 +387,22 @@ def step_landscape(ctx: RunContext) -> None:
     import numpy as np
     import pandas as pd
 
-    from . import landscape
+    from . import _report, landscape
 
     land = landscape.fit_landscape(ctx.work, groupby=ctx.groupby, seed=ctx.seed)
-    land.attractors.to_csv(ctx.out / "attractors.csv", index=False)
-    land.paths.to_csv(ctx.out / "paths.csv", index=False)
+    _report.write_table(land.attractors, ctx.out / "attractors.csv", index=False)
+    _report.write_table(land.paths, ctx.out / "paths.csv", index=False)
     grid = land.grid
     yy, xx = np.meshgrid(np.asarray(grid["y"]), np.asarray(grid["x"]), indexing="ij")
-    pd.DataFrame(
+    table = pd.DataFrame(
         {
             "x": xx.ravel(),
             "y": yy.ravel(),
             "U": np.asarray(grid["U"]).ravel(),
             "U_empirical": np.asarray(grid["U_empirical"]).ravel(),
         }
-    ).to_csv(ctx.out / "landscape_grid.csv", index=False)
+    )
+    _report.write_table(table, ctx.out / "landscape_grid.csv", index=False)
     ctx.files += ["attractors.csv", "paths.csv", "landscape_grid.csv"]
     att = land.attractors
     ctx.summary["landscape"] = {
@@ -418,7 +419,7 @@ def step_landscape(ctx: RunContext) -> None:
 def step_screen(ctx: RunContext) -> None:
     """Knock out every regulator (or the --knockout genes) with gcl.sim.screen -> screen.csv;
     the strongest knockout is re-run with gcl.sim.perturb for its fate-shift figure."""
-    from . import sim
+    from . import _report, sim
     from ._keys import Key
 
     work = ctx.work
@@ -443,7 +444,7 @@ def step_screen(ctx: RunContext) -> None:
         seed=ctx.seed,
         n_null=RUN_N_NULL,
     )
-    table.to_csv(ctx.out / "screen.csv", index=False)
+    _report.write_table(table, ctx.out / "screen.csv", index=False)
     ctx.files.append("screen.csv")
     work.uns[Key.uns.screen] = table  # results.h5ad keeps the screen too
     ctx.screen = table
