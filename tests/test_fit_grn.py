@@ -252,3 +252,26 @@ def test_prior_with_unknown_signs_names_them():
     )
     with pytest.raises(GclError, match=r"'\?', 'dual'.*activation"):
         gcl.landscape.fit_grn(_toy(), genes=["a", "b", "c"], time_key="t", prior=prior)
+
+
+@pytest.mark.parametrize(
+    ("flag", "label", "target"),
+    [
+        (True, "neighbours", "per-cell drift"),
+        (False, "counts of 12 other genes", "path velocity"),
+        (None, "counts of 12 other genes", "per-cell drift"),  # drift stored before the flag
+        (None, "neighbours", "path velocity"),
+    ],
+)
+def test_regression_target_follows_the_stored_flag(flag, label, target):
+    # issue 20 §1: the target is chosen from an explicit flag, the display label only for
+    # drifts written before the flag existed
+    a = _toy(n=60)
+    gcl.tl.drift(a, genes=["a", "b", "c"], time_key="t")
+    params = a.uns[Key.layers.drift]["params"]
+    params.pop(Key.drift_params.crossgene, None)
+    params["deviation"] = label
+    if flag is not None:
+        params[Key.drift_params.crossgene] = flag
+    gcl.landscape.fit_grn(a, genes=["a", "b", "c"], n_bootstrap=0)
+    assert a.uns[Key.uns.genome]["params"]["target"] == target

@@ -54,6 +54,13 @@ class Key:
         highly_variable = "highly_variable"
         regulator = "gcl_regulator"
 
+    class drift_params:
+        """Entries of a drift's ``.uns[key]["params"]`` that another step reads."""
+
+        #: bool: the restoring term's deviation came from the counts of the other genes
+        #: (the cross-gene estimate); ``fit_grn`` then fits the per-cell drift
+        crossgene = "crossgene_deviation"
+
     @staticmethod
     def basin(landscape_key: str) -> str:
         """Name of the ``.obs`` column holding each cell's basin for a landscape key."""

@@ -126,6 +126,22 @@ def _prior_mask(prior: Any, genes: list[str]) -> tuple[np.ndarray | None, np.nda
     return mask, sign
 
 
+#: How drifts written before ``Key.drift_params.crossgene`` existed named the cross-gene
+#: deviation in their display label ``params["deviation"]`` (read for old files only).
+_LEGACY_CROSSGENE_LABEL = "counts of "
+
+
+def _fits_per_cell_drift(drift_params: dict) -> bool:
+    """Whether the drift's restoring term came from the cross-gene deviation.
+
+    The drift records it as a flag; older AnnData objects only have the display label.
+    """
+    flag = drift_params.get(Key.drift_params.crossgene)
+    if flag is not None:
+        return bool(flag)
+    return str(drift_params.get("deviation", "")).startswith(_LEGACY_CROSSGENE_LABEL)
+
+
 def fit_grn(
     adata: AnnData,
     *,
@@ -230,7 +246,7 @@ def fit_grn(
 
     from ..engine._grn import edge_scores
     from ..engine._grn_fit import adaptive_penalty_weights, bootstrap_confidence, fit
-    from ..tl._drift import _graph, expression_states, smooth_states, used_crossgene
+    from ..tl._drift import _graph, expression_states, smooth_states
 
     gene_list = _select_genes(adata, genes)
     if groupby is not None and groupby not in adata.obs:
@@ -325,7 +341,7 @@ def fit_grn(
         # term from the neighbourhood estimate lost accuracy (benchmarks/README.md, "GRN
         # recovery"); a drift stored without a path layer (older versions) is its path velocity
         drift_params = adata.uns.get(drift_key, {}).get("params", {})
-        target = "per-cell drift" if used_crossgene(drift_params) else "path velocity"
+        target = "per-cell drift" if _fits_per_cell_drift(drift_params) else "path velocity"
         layer = f"{drift_key}_path"
         if target == "per-cell drift" or layer not in adata.layers:
             layer = drift_key
