@@ -143,3 +143,15 @@ def test_every_run_csv_goes_through_the_one_writer():
     offenders = [p.name for p in sources if ".to_csv(" in p.read_text()]
     assert offenders == []
     assert ".csv" in "".join(p.read_text() for p in sources)  # the run does write CSVs
+
+
+def test_qc_mitochondrial_share_through_scanpy_qc_vars(tmp_path):
+    adata = _toy()
+    adata.var_names = [*adata.var_names[:-2], "mt-Co1", "MT-ND1"]
+    before_var = adata.var.copy()
+    run_pipeline(adata, tmp_path / "o", steps=STEPS[:1])
+    qc = pd.read_csv(tmp_path / "o" / "qc.csv", index_col="cell")
+    x = adata.X
+    np.testing.assert_allclose(qc["pct_counts_mt"], x[:, -2:].sum(1) / x.sum(1) * 100, rtol=1e-5)
+    np.testing.assert_allclose(qc["total_counts_mt"], x[:, -2:].sum(1))
+    pd.testing.assert_frame_equal(adata.var, before_var)  # no 'mt' column left behind

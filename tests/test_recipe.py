@@ -190,3 +190,49 @@ def test_nan_in_x_error():
     x[1, 1] = np.nan
     with pytest.raises(GclError, match="NaN"):
         gcl.pp.recipe(ad.AnnData(x))
+
+
+def _snapshot(adata: ad.AnnData) -> dict:
+    return {
+        "obs": adata.obs.copy(),
+        "var": adata.var.copy(),
+        "layers": sorted(adata.layers.keys()),
+        "uns": sorted(adata.uns.keys()),
+        "obsm": sorted(adata.obsm.keys()),
+        "X": adata.X.toarray() if sparse.issparse(adata.X) else np.array(adata.X),
+    }
+
+
+def _assert_unchanged(adata: ad.AnnData, before: dict) -> None:
+    pd.testing.assert_frame_equal(adata.obs, before["obs"])
+    pd.testing.assert_frame_equal(adata.var, before["var"])
+    assert sorted(adata.layers.keys()) == before["layers"]
+    assert sorted(adata.uns.keys()) == before["uns"]
+    assert sorted(adata.obsm.keys()) == before["obsm"]
+    x = adata.X.toarray() if sparse.issparse(adata.X) else adata.X
+    np.testing.assert_array_equal(x, before["X"])
+
+
+@pytest.mark.parametrize("to_sparse", [False, True])
+@pytest.mark.parametrize("scale", ["large", "small"])
+def test_scaled_counts_in_x_are_refused_before_anything_is_written(scale, to_sparse):
+    """Counts x 1.13 (as ambient-corrected counts look) are neither counts nor log values."""
+    if scale == "large":
+        counts = _counts()  # up to hundreds: x 1.13 exceeds any log-normalised value
+    else:
+        counts = np.random.default_rng(1).poisson(2.0, size=(150, 60)).astype(np.float32)
+    x = (counts * 1.13).astype(np.float32)
+    adata = ad.AnnData(sparse.csr_matrix(x) if to_sparse else x)
+    adata.obs_names = [f"cell{i}" for i in range(adata.n_obs)]
+    before = _snapshot(adata)
+    with pytest.raises(GclError, match=r"look like scaled or corrected counts.*np\.rint"):
+        gcl.pp.recipe(adata, n_top_genes=20)
+    _assert_unchanged(adata, before)
+
+
+def test_everything_filtered_error_leaves_adata_unchanged():
+    adata = ad.AnnData(_counts())  # counts in .X: recipe would copy them into a layer
+    before = _snapshot(adata)
+    with pytest.raises(GclError, match="remove all cells"):
+        gcl.pp.recipe(adata, min_counts=10**9)
+    _assert_unchanged(adata, before)

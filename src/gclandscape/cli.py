@@ -159,20 +159,6 @@ def load_input(spec: str | None, *, seed: int = 0) -> tuple[AnnData, str]:
 # the pipeline
 
 
-def _is_integer_valued(x) -> bool:
-    import numpy as np
-    import scipy.sparse as sp
-
-    values = x.data if sp.issparse(x) else np.asarray(x)
-    if not np.issubdtype(values.dtype, np.number) or values.size == 0:
-        return False
-    if np.issubdtype(values.dtype, np.integer):
-        return bool((values >= 0).all())
-    return bool(
-        np.isfinite(values).all() and (values >= 0).all() and (values == np.round(values)).all()
-    )
-
-
 def _as_categorical(column: pd.Series) -> pd.Categorical:
     """String categories, in the column's own category order when it has one."""
     import pandas as pd
@@ -187,32 +173,37 @@ def _as_categorical(column: pd.Series) -> pd.Categorical:
 
 
 def step_qc(ctx: RunContext) -> None:
-    """Per-cell QC metrics with scanpy on the counts (or on X for non-count data)."""
+    """Per-cell QC metrics with scanpy on the counts (or on X for non-count data), with the
+    share of mitochondrial counts (genes named ``mt-...``, any case) through ``qc_vars``."""
+    import anndata as ad
     import numpy as np
+    import pandas as pd
     import scanpy as sc
 
     from . import _report
     from ._keys import Key
+    from ._validate import is_integer_matrix
 
     adata = ctx.adata
-    layer = None
     if Key.layers.counts in adata.layers:
-        layer, ctx.counts_source = Key.layers.counts, f"layers['{Key.layers.counts}']"
+        ctx.counts_source = f"layers['{Key.layers.counts}']"
         ctx.counts = adata.layers[Key.layers.counts]
-    elif _is_integer_valued(adata.X):
+    elif is_integer_matrix(adata.X):
         ctx.counts_source, ctx.counts = "X", adata.X
-    top = [n for n in (10, 50, 100, 200, 500) if n < adata.n_vars]
-    obs_qc, _ = sc.pp.calculate_qc_metrics(
-        adata, layer=layer, percent_top=top or None, inplace=False, log1p=True
-    )
     matrix = ctx.counts if ctx.counts is not None else adata.X
     mito = np.asarray(adata.var_names.str.lower().str.startswith("mt-"))
-    if mito.any():
-        mt = np.asarray(matrix[:, mito].sum(axis=1)).ravel()
-        total = obs_qc["total_counts"].to_numpy()
-        obs_qc["pct_counts_mt"] = np.divide(
-            100 * mt, total, out=np.zeros_like(mt, dtype=float), where=total > 0
-        )
+    # a light AnnData sharing the matrix: scanpy's qc_vars reads a .var column, and the
+    # user's object is never written to
+    view = ad.AnnData(
+        X=matrix,
+        obs=pd.DataFrame(index=adata.obs_names),
+        var=pd.DataFrame({"mt": mito}, index=adata.var_names),
+    )
+    top = [n for n in (10, 50, 100, 200, 500) if n < adata.n_vars]
+    obs_qc, _ = sc.pp.calculate_qc_metrics(
+        view, qc_vars=["mt"] if mito.any() else [], percent_top=top or None, inplace=False,
+        log1p=True,
+    )  # fmt: skip
     if ctx.groupby is not None:
         obs_qc[ctx.groupby] = adata.obs[ctx.groupby].astype(str).to_numpy()
     ctx.qc = obs_qc

@@ -92,7 +92,9 @@ def recipe(
     ------
     GclError
         When the counts layer holds negative or non-integer values, when ``.X`` holds negative
-        values and there are no counts, or when no cells or genes survive filtering.
+        values or non-integer values that look like scaled counts (see
+        :data:`LOG_NORMALISED_MAX`) and there are no counts, or when no cells or genes survive
+        filtering. ``adata`` is unchanged when any of these is raised.
 
     Examples
     --------
@@ -126,18 +128,15 @@ def recipe(
     if copy:
         adata = adata.copy()
 
-    # 1. where the counts are
+    # 1. where the counts are. Nothing is written into adata until every check has passed.
     counts_layer: str | None
+    x_counts = False  # the counts are .X, copied into a layer once the checks have passed
     if layer is not None and layer in adata.layers:
         check_counts(adata, layer)
         counts_layer, counts_source = layer, layer_label(layer)
     elif adata.X is not None and is_integer_matrix(adata.X):
         counts_layer = layer if layer is not None else Key.layers.counts
-        adata.layers[counts_layer] = adata.X.copy()
-        counts_source = ".X"
-        logger.info(
-            "recipe: using the integer values of .X as counts (copied to layer %r)", counts_layer
-        )
+        counts_source, x_counts = ".X", True
     else:
         if adata.X is None:
             raise GclError(
@@ -150,6 +149,7 @@ def recipe(
                 f"({layer_label(layer)} is missing). Pass layer= naming the raw counts layer, "
                 "or log-normalised (non-negative) values in .X."
             )
+        _check_not_scaled_counts(adata.X, adata.obs_names, layer)
         counts_layer, counts_source = None, "none"
         logger.warning(
             "recipe: no counts found (%s.X is not integer); treating .X as "
@@ -159,11 +159,13 @@ def recipe(
         )
 
     # 2. QC metrics on the counts (or on .X)
-    sc.pp.calculate_qc_metrics(adata, layer=counts_layer, percent_top=None, inplace=True)
+    obs_qc, var_qc = sc.pp.calculate_qc_metrics(
+        adata, layer=None if x_counts else counts_layer, percent_top=None, inplace=False
+    )
 
     # 3. filtering of empty cells and genes
-    keep_cells = adata.obs["total_counts"].to_numpy() >= min_counts
-    keep_genes = adata.var["n_cells_by_counts"].to_numpy() >= min_cells
+    keep_cells = obs_qc["total_counts"].to_numpy() >= min_counts
+    keep_genes = var_qc["n_cells_by_counts"].to_numpy() >= min_cells
     n_cells_removed = int((~keep_cells).sum())
     n_genes_removed = int((~keep_genes).sum())
     if not keep_cells.any() or not keep_genes.any():
@@ -172,6 +174,15 @@ def recipe(
             f"min_cells={min_cells}; {keep_cells.sum()} cells and {keep_genes.sum()} genes pass). "
             "Lower min_counts / min_cells, or check that the counts are not empty."
         )
+    if x_counts:
+        adata.layers[counts_layer] = adata.X.copy()
+        logger.info(
+            "recipe: using the integer values of .X as counts (copied to layer %r)", counts_layer
+        )
+    for name in obs_qc.columns:
+        adata.obs[name] = obs_qc[name]
+    for name in var_qc.columns:
+        adata.var[name] = var_qc[name]
     reason_cells = f"fewer than {min_counts} total counts"
     reason_genes = f"detected in fewer than {min_cells} cells"
     if n_cells_removed:
@@ -225,6 +236,55 @@ def recipe(
         "n_comps": max(n_comps_used, 0),
     }
     return adata if copy else None
+
+
+#: Largest value of a log-normalised matrix that recipe accepts: log1p of a normalised count
+#: stays below 14 even for 1e6 counts per cell (CPM); 30 would be e^30 = 1e13 counts.
+LOG_NORMALISED_MAX = 30.0
+#: Cells sampled to recognise scaled counts (every value a whole multiple of the cell's smallest).
+_SCALED_SAMPLE = 200
+
+
+def _check_not_scaled_counts(X, obs_names, layer: str | None) -> None:
+    """Raise when a non-integer .X looks like counts times a factor, not log-normalised values.
+
+    Two signs: values above :data:`LOG_NORMALISED_MAX`, or (in most sampled cells with at least
+    two distinct values) every value a whole multiple of the cell's smallest non-zero value,
+    as counts scaled by a factor per cell (x 1.13, size factors) are. Log values are not:
+    log1p(2s) / log1p(s) is not 2.
+    """
+    from scipy import sparse
+
+    top = float(X.max()) if np.prod(X.shape) else 0.0
+    scaled, example = 0, None
+    rows = np.linspace(0, X.shape[0] - 1, min(_SCALED_SAMPLE, X.shape[0])).astype(int)
+    checked = 0
+    for i in rows:
+        row = X[i].toarray().ravel() if sparse.issparse(X) else np.asarray(X[i]).ravel()
+        row = row[row > 0].astype(np.float64)
+        if np.unique(row).size < 2:
+            continue
+        checked += 1
+        ratio = row / row.min()
+        if np.all(np.abs(ratio - np.rint(ratio)) <= 1e-3 + 1e-5 * ratio):
+            scaled += 1
+            example = example or (obs_names[i], float(row.min()))
+    if top <= LOG_NORMALISED_MAX and not (checked and scaled >= 0.9 * checked):
+        return
+    sign = (
+        f"values up to {top:g}, above the {LOG_NORMALISED_MAX:g} log-normalised data stay under"
+        if top > LOG_NORMALISED_MAX
+        else f"in {scaled} of {checked} sampled cells every value is a whole multiple of the "
+        f"cell's smallest (e.g. {example[1]:g} in cell {example[0]!r})"
+    )
+    raise GclError(
+        f".X holds non-integer values that look like scaled or corrected counts ({sign}), and "
+        f"there is no counts layer ({layer_label(layer)} is missing). gcl.pp.recipe needs raw "
+        "integer counts or log-normalised values; adata was not changed. Fix: store the raw "
+        "counts in adata.layers['counts'], or round corrected counts first "
+        "(adata.layers['counts'] = np.rint(adata.X) for a dense .X, adata.X.rint() for a "
+        "sparse one)."
+    )
 
 
 def _min(matrix) -> float:
