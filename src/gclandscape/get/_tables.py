@@ -14,6 +14,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def grn_edges(adata: AnnData, *, key: str = Key.uns.genome) -> pd.DataFrame:
     """The genome's edges as a tidy DataFrame sorted by ``|weight|``.
 
+    For an ensemble (``fit_grn(n_genomes=K)``) the rows are the edges held by any member.
+
     Parameters
     ----------
     adata
@@ -25,7 +27,9 @@ def grn_edges(adata: AnnData, *, key: str = Key.uns.genome) -> pd.DataFrame:
     Returns
     -------
     DataFrame with ``source``, ``target``, ``weight`` (signed: the production Jacobian averaged
-    over cells), ``sign`` and, when bootstrapped, ``confidence``.
+    over cells; for an ensemble its mean over the members, a member without the edge counting
+    0), ``sign``, when bootstrapped ``confidence`` (of the first member), and
+    ``member_share``: the share of the ensemble's members holding the edge (1.0 with one).
 
     Examples
     --------
@@ -33,9 +37,10 @@ def grn_edges(adata: AnnData, *, key: str = Key.uns.genome) -> pd.DataFrame:
     >>> a = ad.AnnData(np.zeros((2, 2)))
     >>> a.var_names = ["A", "B"]
     >>> gcl.landscape.Genome(["A", "B"], [[0, -2.0], [1.0, 0]]).write_to_adata(a)
-    >>> gcl.get.grn_edges(a)[["source", "target", "weight"]].values.tolist()
-    [['B', 'A', -2.0], ['A', 'B', 1.0]]
+    >>> gcl.get.grn_edges(a)[["source", "target", "weight", "member_share"]].values.tolist()
+    [['B', 'A', -2.0, 1.0], ['A', 'B', 1.0, 1.0]]
     """
     from ..landscape._genome import Genome
+    from ..landscape._members import ensemble_edges
 
-    return Genome.from_adata(adata, key).edges()
+    return ensemble_edges(Genome.from_adata(adata, key))

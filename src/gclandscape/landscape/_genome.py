@@ -10,7 +10,8 @@ was obtained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,7 +21,6 @@ from .._errors import GclError, GclFormatError
 from .._keys import Key
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from anndata import AnnData
 
     from ..sim._perturbations import Perturbation
@@ -43,30 +43,6 @@ def _vec(value: Any, n: int, name: str, default: float) -> np.ndarray:
     if not np.isfinite(arr).all():
         raise GclError(f"{name} has NaN or infinite values.")
     return arr
-
-
-def _edited_field(base: Any, gamma: np.ndarray, factor: np.ndarray):
-    """``f'(x) = factor * (f(x) + gamma x) - gamma x``: production scaled per gene.
-
-    A torch Module (built on first use, so this module imports without torch) so that
-    ``.to(dtype)`` converts the base model too, as the fixed-point search does.
-    """
-    import torch
-
-    class EditedField(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.base = base if isinstance(base, torch.nn.Module) else None
-            self._plain = None if self.base is not None else base
-            self.register_buffer("gamma", torch.as_tensor(gamma, dtype=torch.float32))
-            self.register_buffer("factor", torch.as_tensor(factor, dtype=torch.float32))
-
-        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
-            f = (self.base if self.base is not None else self._plain)(t, x, args)
-            g, k = self.gamma.to(x.dtype), self.factor.to(x.dtype)
-            return k * (f + g * x) - g * x
-
-    return EditedField()
 
 
 class Genome:
@@ -176,6 +152,8 @@ class Genome:
         self.clamp = dict(clamp or {})
         self.edits = list(edits)
         self.info = dict(info or {})
+        # the other members of an ensemble (fit_grn(n_genomes=K)); this genome is member 0
+        self._others: list[Genome] = []
 
     @classmethod
     def _from_model(
@@ -228,24 +206,65 @@ class Genome:
         >>> g.edges()[["source", "target", "weight"]].values.tolist()
         [['B', 'A', 2.0]]
         """
-        tgt, src = np.nonzero(np.ones_like(self._W, dtype=bool) if include_zero else self._W)
-        df = pd.DataFrame(
-            {
-                "source": [self.genes[j] for j in src],
-                "target": [self.genes[i] for i in tgt],
-                "weight": self._W[tgt, src],
-            }
-        )
-        df["sign"] = np.sign(df["weight"]).astype(int)
-        if self.confidence is not None:
-            df["confidence"] = self.confidence[tgt, src]
-        order = np.argsort(-np.abs(df["weight"].to_numpy()), kind="stable")
-        return df.iloc[order].reset_index(drop=True)
+        from ._members import edge_table
+
+        keep = np.ones_like(self._W, dtype=bool) if include_zero else self._W != 0
+        return edge_table(self.genes, self._W, keep, confidence=self.confidence)
 
     def __repr__(self) -> str:
         n_edges = int(np.count_nonzero(self._W))
         edits = f", edits: {'; '.join(self.edits)}" if self.edits else ""
-        return f"Genome({self.kind}, {self.n_genes} genes, {n_edges} edges{edits})"
+        members = f", {self.n_members} members" if self._others else ""
+        return f"Genome({self.kind}, {self.n_genes} genes, {n_edges} edges{members}{edits})"
+
+    # ------------------------------------------------------------------ ensemble
+    @classmethod
+    def ensemble(cls, members: Sequence[Genome]) -> Genome:
+        """One genome holding several members (the first acts as the genome).
+
+        Examples
+        --------
+        >>> import gclandscape as gcl
+        >>> a = gcl.landscape.Genome(["A", "B"], [[0, -10], [-10, 0]], b=5.0)
+        >>> b = gcl.landscape.Genome(["A", "B"], [[0, -10], [0, 0]], b=5.0)
+        >>> ens = gcl.landscape.Genome.ensemble([a, b])
+        >>> ens.n_members, [float(m.W.iloc[1, 0]) for m in ens]
+        (2, [-10.0, 0.0])
+        """
+        from ._members import check_members
+
+        members = list(members)
+        check_members(members)
+        new = copy.copy(members[0])
+        new._others = [copy.copy(m) for m in members[1:]]
+        return new
+
+    @property
+    def n_members(self) -> int:
+        """Number of member genomes (1 unless ``fit_grn(n_genomes=K)`` fitted an ensemble)."""
+        return 1 + len(self._others)
+
+    def member(self, i: int) -> Genome:
+        """Member ``i`` as a single genome; member 0 is this genome itself.
+
+        Examples
+        --------
+        >>> import gclandscape as gcl
+        >>> g = gcl.landscape.Genome(["A"], [[0.0]])
+        >>> g.n_members, g.member(0) is g
+        (1, True)
+        """
+        if int(i) != i or not -self.n_members <= i < self.n_members:
+            raise GclError(f"member {i!r} does not exist: the genome has {self.n_members}.")
+        if int(i) % self.n_members > 0:
+            return self._others[int(i) % self.n_members - 1]
+        first = copy.copy(self) if self._others else self
+        first._others = []
+        return first
+
+    def __iter__(self) -> Iterator[Genome]:
+        """The members, first to last (one, itself, for a single genome)."""
+        return (self.member(i) for i in range(self.n_members))
 
     # ------------------------------------------------------------------ dynamics
     def field(self, *, device: Any = None):
@@ -271,7 +290,9 @@ class Genome:
             base = base.to(device) if hasattr(base, "to") else base
         if np.all(self.production == 1.0):
             return base
-        return _edited_field(base, self.gamma, self.production)
+        from ._edited_fields import edited_field
+
+        return edited_field(base, self.gamma, self.production)
 
     def _clamp(self) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.clamp:
@@ -384,7 +405,8 @@ class Genome:
         >>> fp["type"].tolist(), round(float(fp["A"][0]), 6)
         (['stable'], 1.0)
         """
-        from ..engine._fixed_points import find_fixed_points
+        from ..engine import find_fixed_points
+        from ._edited_fields import clamped_field
 
         rng = np.random.default_rng(seed)
         box = rng.uniform(0.0, 1.0, size=(int(n_starts), self.n_genes)) * self.x_max
@@ -393,7 +415,7 @@ class Genome:
         field = self.field()
         clamp = self._clamp()
         if clamp is not None:
-            field = _clamped_field(field, clamp[0])
+            field = clamped_field(field, clamp[0])
             box[:, clamp[0]] = clamp[1]
         fp = find_fixed_points(field, box, seed=seed, nonnegative=True)
         return fp.to_frame(self.genes)
@@ -460,6 +482,7 @@ class Genome:
             edits=[*self.edits, perturbation.name],
             info=self.info,
         )
+        new._others = [m.mutate(perturbation) for m in self._others]
         return new
 
     # ------------------------------------------------------------------ storage
@@ -486,11 +509,21 @@ class Genome:
             d["confidence"] = self.confidence
         if self.info:
             d["info"] = self.info
+        if self._others:
+            from ._members import MEMBERS, stack_members
+
+            d[MEMBERS] = stack_members([dict(d)] + [m.to_dict() for m in self._others])
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Genome:
-        """Rebuild a genome written by :meth:`to_dict`."""
+        """Rebuild a genome written by :meth:`to_dict` (with its ensemble members)."""
+        from ._members import MEMBERS, unstack_members
+
+        if MEMBERS in d:
+            first, *others = [cls.from_dict(m) for m in unstack_members(d)]
+            first._others = others
+            return first
         try:
             kind = str(d["kind"])
             genes = [str(g) for g in np.asarray(d["genes"]).tolist()]
@@ -564,22 +597,3 @@ class Genome:
                 "or store a hand-built one with Genome.write_to_adata(adata)."
             )
         return cls.from_dict(adata.uns[key])
-
-
-def _clamped_field(base: Any, idx: np.ndarray):
-    """A field whose clamped genes do not move (fixed points of overexpressed genomes)."""
-    import torch
-
-    class ClampedField(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.base = base if isinstance(base, torch.nn.Module) else None
-            self._plain = None if self.base is not None else base
-
-        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
-            f = (self.base if self.base is not None else self._plain)(t, x, args)
-            keep = torch.ones(f.shape[-1], dtype=f.dtype, device=f.device)
-            keep[torch.as_tensor(idx)] = 0.0
-            return f * keep
-
-    return ClampedField()

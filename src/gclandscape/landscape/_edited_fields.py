@@ -1,0 +1,54 @@
+"""Vector fields of edited genomes: production scaled per gene, and clamped genes held still.
+
+Torch Modules (built on first use, so importing the genome needs no torch) so that
+``.to(dtype)`` converts the base model too, as the fixed-point search does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def edited_field(base: Any, gamma: np.ndarray, factor: np.ndarray):
+    """``f'(x) = factor * (f(x) + gamma x) - gamma x``: production scaled per gene.
+
+    A torch Module (built on first use, so this module imports without torch) so that
+    ``.to(dtype)`` converts the base model too, as the fixed-point search does.
+    """
+    import torch
+
+    class EditedField(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = base if isinstance(base, torch.nn.Module) else None
+            self._plain = None if self.base is not None else base
+            self.register_buffer("gamma", torch.as_tensor(gamma, dtype=torch.float32))
+            self.register_buffer("factor", torch.as_tensor(factor, dtype=torch.float32))
+
+        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
+            f = (self.base if self.base is not None else self._plain)(t, x, args)
+            g, k = self.gamma.to(x.dtype), self.factor.to(x.dtype)
+            return k * (f + g * x) - g * x
+
+    return EditedField()
+
+
+def clamped_field(base: Any, idx: np.ndarray):
+    """A field whose clamped genes do not move (fixed points of overexpressed genomes)."""
+    import torch
+
+    class ClampedField(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.base = base if isinstance(base, torch.nn.Module) else None
+            self._plain = None if self.base is not None else base
+
+        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
+            f = (self.base if self.base is not None else self._plain)(t, x, args)
+            keep = torch.ones(f.shape[-1], dtype=f.dtype, device=f.device)
+            keep[torch.as_tensor(idx)] = 0.0
+            return f * keep
+
+    return ClampedField()
