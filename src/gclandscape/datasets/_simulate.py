@@ -141,6 +141,102 @@ def _commit_index(patterns: np.ndarray) -> np.ndarray:
     return last_diff + 1
 
 
+def _integrate_batch(
+    field: Any,
+    X0: np.ndarray,
+    alpha: np.ndarray,
+    gamma: np.ndarray | None,
+    mask: np.ndarray,
+    *,
+    t_max: float,
+    dt: float,
+    noise: float,
+    seed: int,
+    device: str | None,
+):
+    """The SDE run of :func:`simulate` (also :func:`~gclandscape.datasets.random_network`'s
+    fate check): per-row ``alpha`` (and ``gamma``), genes under ``mask`` clamped to 0."""
+    import torch
+
+    from ..engine import integrate
+
+    dtype = torch.float32
+    args = {"alpha": torch.as_tensor(alpha, dtype=dtype)}
+    if gamma is not None:
+        args["gamma"] = torch.as_tensor(gamma, dtype=dtype)
+    return integrate(
+        field,
+        torch.as_tensor(X0, dtype=dtype),
+        t_max=t_max,
+        dt=dt,
+        args=args,
+        noise=lambda t, x, a: noise * torch.sqrt(x + 0.01),
+        seed=seed,
+        clamp=(torch.as_tensor(mask), 0.0) if mask.any() else None,
+        n_save=int(min(201, max(2, round(t_max / dt) + 1))),
+        device=device,
+    )
+
+
+def _settle(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which trajectories settled (no gene in (0.3, 0.7) on average over the last 10 % of
+    the snapshots ``xs``, shape ``(n_save, n, G)``) and their binarised end states."""
+    n_save = xs.shape[0]
+    tail = max(2, int(np.ceil(0.1 * (n_save - 1))) + 1)
+    tail_mean = xs[-tail:].mean(axis=0)  # (N, G)
+    settled = ~((tail_mean > 0.3) & (tail_mean < 0.7)).any(axis=1)
+    return settled, tail_mean > 0.5
+
+
+def wild_type_ends(
+    net: BooleanNetwork,
+    *,
+    n_trajectories: int,
+    seed: int,
+    t_max: float = 40.0,
+    dt: float = 0.05,
+    noise: float = 0.1,
+    hill: float = 4.0,
+    threshold: float = 0.5,
+    rate: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Settled flags and binarised end states of wild-type trajectories from the network's
+    stored initial levels, exactly as :func:`simulate` computes them (the keyword defaults
+    are :func:`simulate`'s; a test keeps them equal).
+
+    Examples
+    --------
+    >>> from gclandscape.datasets._rules import parse_rules
+    >>> net = parse_rules("A = not B\\nB = not A")
+    >>> settled, end = wild_type_ends(net, n_trajectories=20, seed=0)
+    >>> end.shape, bool(settled.all())
+    ((20, 2), True)
+    """
+    from ..engine import BooleanHillField
+
+    genes = list(net.genes)
+    is_input = np.array([net.rules[g] is None for g in genes])
+    alpha = np.where(is_input, 0.0, rate)
+    field = BooleanHillField(
+        genes, net.rules, hill=hill, threshold=threshold, alpha=alpha, gamma=alpha.copy()
+    )
+    x0 = _initial_state(net, None)
+    n = int(n_trajectories)
+    sol = _integrate_batch(
+        field,
+        np.tile(x0, (n, 1)),
+        np.tile(alpha, (n, 1)),
+        None,
+        np.zeros((n, len(genes)), dtype=bool),
+        t_max=t_max,
+        dt=dt,
+        noise=noise,
+        seed=seed,
+        device=None,
+    )
+    return _settle(sol.xs.cpu().numpy())
+
+
 def field_from_truth(truth: Mapping[str, Any]):
     """Rebuild the wild-type vector field of a simulated dataset from its ``.uns`` truth.
 
@@ -287,7 +383,7 @@ def simulate(
     import scipy.sparse as sp
     import torch
 
-    from ..engine import BooleanHillField, integrate
+    from ..engine import BooleanHillField
 
     t_start = time.perf_counter()
     if isinstance(n_cells, bool) or not isinstance(n_cells, int | np.integer) or n_cells < 1:
@@ -334,29 +430,16 @@ def simulate(
         if knockout == "clamp" or is_input[g]:
             X0[rows, g] = 0.0
             mask[rows, g] = True
-    n_save = int(min(201, max(2, round(t_max / dt) + 1)))
-    dtype = torch.float32
-    sol = integrate(
-        field,
-        torch.as_tensor(X0, dtype=dtype),
-        t_max=t_max,
-        dt=dt,
-        args={"alpha": torch.as_tensor(A, dtype=dtype)},
-        noise=lambda t, x, a: noise * torch.sqrt(x + 0.01),
-        seed=seed,
-        clamp=(torch.as_tensor(mask), 0.0) if mask.any() else None,
-        n_save=n_save,
-        device=device,
+    sol = _integrate_batch(
+        field, X0, A, None, mask, t_max=t_max, dt=dt, noise=noise, seed=seed, device=device
     )
     xs = sol.xs.cpu().numpy()  # (n_save, N, G)
     ts = sol.ts.cpu().numpy().astype(np.float64)
+    n_save = xs.shape[0]
     t_sim = time.perf_counter() - t_start
 
     patterns = xs > 0.5
-    tail = max(2, int(np.ceil(0.1 * (n_save - 1))) + 1)
-    tail_mean = xs[-tail:].mean(axis=0)  # (N, G)
-    settled = ~((tail_mean > 0.3) & (tail_mean < 0.7)).any(axis=1)
-    end = tail_mean > 0.5
+    settled, end = _settle(xs)
     namer = _FateNamer(genes, conditions)
 
     # wild type
