@@ -12,7 +12,7 @@ from scipy.special import expit
 import gclandscape as gcl
 from gclandscape._errors import GclDivergenceError, GclError
 from gclandscape._keys import Key
-from gclandscape.landscape._landscape import _attractor_analysis, _labels
+from gclandscape.landscape._attractors import _attractor_analysis, _labels
 
 W_TOGGLE = [[0.0, -10.0], [-10.0, 0.0]]
 
