@@ -16,11 +16,11 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 
+from ._smoothing import _smoothed
+
 #: Cells are split into this many k-means clusters of their local mean state; the factor
-#: model (its loadings and prior) is fitted in each (measured on ``gcl.datasets.myeloid``,
-#: the drift with this estimate alone, mean median r over seeds 0–2, clock / pseudotime:
-#: one cluster 0.52 / 0.54, two 0.57 / 0.56; per-cell noise matters: with each gene's noise
-#: averaged over cells, 0.49 / 0.46 and 0.43 / 0.40).
+#: model (its loadings and prior) is fitted in each (two beat one on the drift's accuracy:
+#: ``benchmarks/README.md``, "Drift accuracy").
 N_CLUSTERS = 2
 #: EM iterations of the factor model.
 N_ITER = 20
@@ -133,8 +133,6 @@ def crossgene_deviation(
     """
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
-
-    from ._drift import _smoothed
 
     xs = np.asarray(xs, dtype=np.float64)
     n, r = xs.shape
