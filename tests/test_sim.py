@@ -53,7 +53,10 @@ def redundant():
 def test_knockout_loses_its_fate_with_statistics(toggle):
     res = gcl.sim.perturb(toggle, gcl.sim.Knockout("A"), n_cells=300, n_null=2)
     f = res.fates
-    assert list(f.columns) == ["wt", "perturbed", "delta", "ci_low", "ci_high", "p_value"]
+    assert list(f.columns) == [
+        "wt", "perturbed", "delta", "ci_low", "ci_high", "p_value", "p_lost"
+    ]  # fmt: skip
+    assert f["p_lost"].to_dict() == {"A-high": 1.0, "B-high": 0.0}  # one genome: 0 or 1
     assert res.lost_fates == ["A-high"]
     assert res.gained_fates == []
     assert f.loc["A-high", "perturbed"] == 0.0
@@ -122,7 +125,7 @@ def test_root_group_and_errors(toggle):
 
 
 def test_start_cells_are_the_earliest_three_quarters_of_the_root_group():
-    from gclandscape.sim._perturb import _root_cells
+    from gclandscape.sim._simulation import root_cells as _root_cells
 
     rng = np.random.default_rng(0)
     obs = pd.DataFrame({"g": ["p"] * 40 + ["q"] * 40, "t": rng.permutation(80).astype(float)})
@@ -222,7 +225,16 @@ def test_screen_rows_match_perturb(toggle):
     assert table["perturbation"].unique().tolist() == ["A KO", "B KO"]
     one = gcl.sim.perturb(toggle, gcl.sim.Knockout("B"), n_cells=200, n_null=3).to_frame()
     mine = table[table["perturbation"] == "B KO"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(mine, _screen._normalise(one, False))
+    pd.testing.assert_frame_equal(mine.drop(columns="q_value"), _screen._normalise(one, False))
+    # q_value: Benjamini-Hochberg over every row, p * m / rank with a running minimum from
+    # the largest p down
+    p = table["p_value"].to_numpy()
+    order = np.argsort(p)
+    bh = np.minimum.accumulate((p[order] * len(p) / np.arange(1, len(p) + 1))[::-1])[::-1]
+    expected = np.empty_like(p)
+    expected[order] = np.minimum(bh, 1.0)
+    np.testing.assert_allclose(table["q_value"], expected)
+    assert (table["q_value"] >= table["p_value"]).all()
     oe = gcl.sim.screen(toggle, "overexpression", n_cells=100, n_null=0, progress=False)
     assert oe.loc[oe["lost"], "fate"].tolist() == ["B-high", "A-high"]
 

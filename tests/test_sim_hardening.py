@@ -78,7 +78,7 @@ def test_checkpoint_leaves_no_temporary_files(toggle, tmp_path):
 
 # ------------------------------------------------------------------------------ sizes
 def test_sizes_that_cannot_fit_are_refused_early(toggle, monkeypatch):
-    from gclandscape.sim import _perturb as _simulation
+    from gclandscape.sim import _simulation
 
     # whatever the machine: 10^12 cells need terabytes
     with pytest.raises(GclError, match=r"needs about .* GB .* available"):
@@ -93,7 +93,7 @@ def test_sizes_that_cannot_fit_are_refused_early(toggle, monkeypatch):
 
 
 def test_memory_estimate_grows_with_cells_genes_and_snapshots():
-    from gclandscape.sim._perturb import memory_needed
+    from gclandscape.sim._simulation import memory_needed
 
     base = memory_needed(1000, n_genes=10, n_refs=4, n_members=1, n_save=None)
     assert memory_needed(2000, n_genes=10, n_refs=4, n_members=1, n_save=None) == 2 * base

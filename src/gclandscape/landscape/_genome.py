@@ -23,7 +23,7 @@ from .._keys import Key
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-    from ..sim._perturbations import Perturbation
+    from ._perturbations import Perturbation
 
 SIGMOID = "sigmoid"
 CONNECTIONIST = "connectionist"
@@ -439,7 +439,7 @@ class Genome:
         >>> toggle.edits, ko.edits
         ([], ['A KO'])
         """
-        from ..sim._perturbations import EDGE, KNOCKDOWN, KNOCKOUT, OVEREXPRESSION, Perturbation
+        from ._perturbations import EDGE, KNOCKDOWN, KNOCKOUT, OVEREXPRESSION, Perturbation
 
         if not isinstance(perturbation, Perturbation):
             raise GclError(

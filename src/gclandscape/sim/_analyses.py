@@ -12,16 +12,9 @@ import pandas as pd
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger, rng
-from ._perturb import (
-    MIN_FRACTION,
-    NOVEL,
-    STEADY_STATE,
-    _check_n_cells,
-    _fate_order,
-    _setup,
-    _simulate,
-)
-from ._perturbations import EDGE, Edit, Knockout, Perturbation
+from ..landscape._perturbations import EDGE, Edit, Knockout, Perturbation
+from ._simulation import NOVEL, STEADY_STATE, build_setup, check_n_cells, simulate
+from ._statistics import MIN_FRACTION, fate_order
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -38,7 +31,7 @@ def _fractions(labels: np.ndarray, fates: list[str]) -> np.ndarray:
 
 
 def _developmental_setup(adata, genome_key, landscape_key, root, what):
-    setup = _setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
+    setup = build_setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
     if setup.mode == STEADY_STATE:
         raise GclError(
             f"{what} compares fates, but the genome in adata.uns[{genome_key!r}] was fitted in "
@@ -202,16 +195,16 @@ def mutational_scan(
         raise GclError(f"kinds must be a non-empty subset of {KINDS}, got {list(kinds)}.")
     if not isinstance(n_mutations, (int, np.integer)) or n_mutations < 1:
         raise GclError(f"n_mutations must be a positive integer, got {n_mutations!r}.")
-    n_cells = _check_n_cells(n_cells)
+    n_cells = check_n_cells(n_cells)
     setup = _developmental_setup(adata, genome_key, landscape_key, root, "mutational_scan")
     genome = setup.genome_obj()
     mutants = _mutants(genome, int(n_mutations), kinds, seed)
-    wt = _simulate(setup, None, n_cells=n_cells, seed=seed)
+    wt = simulate(setup, None, n_cells=n_cells, seed=seed)
     sims = [
-        _simulate(setup, p, n_cells=n_cells, seed=seed)
+        simulate(setup, p, n_cells=n_cells, seed=seed)
         for _, p in tqdm(mutants, desc="mutational scan", unit="mutant", disable=not progress)
     ]
-    fates = _fate_order(setup.ref_labels, wt.labels, *(s.labels for s in sims))
+    fates = fate_order(setup.ref_labels, wt.labels, *(s.labels for s in sims))
     f_wt = _fractions(wt.labels, fates)
     present = (f_wt >= MIN_FRACTION) & (np.array(fates) != NOVEL)
     rows = []
@@ -327,17 +320,17 @@ def epistasis(
     genes = list(dict.fromkeys(genes))
     if len(genes) < 2:
         raise GclError(f"epistasis needs at least two distinct genes, got {genes}.")
-    n_cells = _check_n_cells(n_cells)
+    n_cells = check_n_cells(n_cells)
     setup = _developmental_setup(adata, genome_key, landscape_key, root, "epistasis")
     Knockout(genes).check(setup.genome_obj().genes)
-    wt = _simulate(setup, None, n_cells=n_cells, seed=seed)
-    singles = {g: _simulate(setup, Knockout(g), n_cells=n_cells, seed=seed) for g in genes}
+    wt = simulate(setup, None, n_cells=n_cells, seed=seed)
+    singles = {g: simulate(setup, Knockout(g), n_cells=n_cells, seed=seed) for g in genes}
     pairs = list(combinations(genes, 2))
     doubles = {
-        (a, b): _simulate(setup, Knockout([a, b]), n_cells=n_cells, seed=seed) for a, b in pairs
+        (a, b): simulate(setup, Knockout([a, b]), n_cells=n_cells, seed=seed) for a, b in pairs
     }
     sims = [wt, *singles.values(), *doubles.values()]
-    fates = _fate_order(setup.ref_labels, *(s.labels for s in sims))
+    fates = fate_order(setup.ref_labels, *(s.labels for s in sims))
     f_wt = _fractions(wt.labels, fates)
     rows = []
     for a, b in pairs:

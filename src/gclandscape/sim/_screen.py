@@ -18,38 +18,44 @@ import pandas as pd
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
+from ..landscape._perturbations import Knockout, Overexpression, Perturbation
 from . import _checkpoint
-from ._perturb import (
+from ._result import tidy
+from ._simulation import (
     DT,
+    STEADY_STATE,
+    T_DEVELOP,
+    T_RELAX,
+    Setup,
+    Simulation,
+    build_setup,
+    check_memory,
+    check_n_cells,
+    check_perturbation,
+    simulate,
+)
+from ._statistics import (
     MIN_FRACTION,
     N_BOOT,
     N_NULL,
     N_NULL_CELLS,
-    STEADY_STATE,
-    T_DEVELOP,
-    T_RELAX,
-    _check_memory,
-    _check_n_cells,
-    _check_perturbation,
-    _fate_table,
-    _log2fc,
-    _null_scores,
-    _null_signature,
-    _score,
-    _Setup,
-    _setup,
-    _Sim,
-    _simulate,
-    _tidy,
+    P_LOST_CALL,
+    fate_table,
+    log2fc,
+    null_scores,
+    null_signature,
+    score,
+    score_pvalue,
 )
-from ._perturbations import Knockout, Overexpression, Perturbation
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
+    from ..landscape import Genome
+
 FATE_COLUMNS = [
     "perturbation", "fate", "wt", "perturbed", "delta", "ci_low", "ci_high", "p_value",
-    "lost", "gained", "score", "score_pvalue",
+    "p_lost", "lost", "gained", "score", "score_pvalue", "q_value",
 ]  # fmt: skip
 STEADY_COLUMNS = ["perturbation", "gene", "wt", "perturbed", "log2fc", "score", "score_pvalue"]
 _KINDS = {"knockouts": Knockout, "overexpression": Overexpression}
@@ -69,7 +75,7 @@ def _perturbations(spec: Any, genes: list[str]) -> list[Perturbation]:
     if not perts:
         raise GclError("screen: the list of perturbations is empty.")
     for p in perts:
-        _check_perturbation(p, genes)
+        check_perturbation(p, genes)
     names = [p.name for p in perts]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -77,9 +83,12 @@ def _perturbations(spec: Any, genes: list[str]) -> list[Perturbation]:
     return perts
 
 
-def _normalise(df: pd.DataFrame, steady: bool) -> pd.DataFrame:
-    """Fixed columns and dtypes, so a table read back from Parquet equals a computed one."""
-    cols = STEADY_COLUMNS if steady else FATE_COLUMNS
+def _normalise(df: pd.DataFrame, steady: bool, *, final: bool = False) -> pd.DataFrame:
+    """Fixed columns and dtypes, so a table read back from Parquet equals a computed one.
+
+    One perturbation's rows (``final=False``) have no ``q_value``: it needs the whole table.
+    """
+    cols = STEADY_COLUMNS if steady else FATE_COLUMNS if final else FATE_COLUMNS[:-1]
     df = df.reindex(columns=cols).reset_index(drop=True)
     for c in cols:
         if c in ("perturbation", "fate", "gene"):
@@ -92,17 +101,17 @@ def _normalise(df: pd.DataFrame, steady: bool) -> pd.DataFrame:
 
 
 def _screen_one(
-    setup: _Setup,
-    wt: _Sim,
+    setup: Setup,
+    wt: Simulation,
     perturbation: Perturbation,
     n_cells: int,
     seed: int,
     null: np.ndarray,
 ) -> pd.DataFrame:
     """Rows of one perturbation (runs on a worker for the Dask backend)."""
-    mut = _simulate(setup, perturbation, n_cells=n_cells, seed=seed)
-    score = _score(setup, wt, mut, perturbation)
-    pval = float((1 + np.sum(null >= score)) / (1 + len(null)))
+    mut = simulate(setup, perturbation, n_cells=n_cells, seed=seed)
+    value = score(setup, wt, mut, perturbation)
+    pval = score_pvalue(value, null)
     if setup.mode == STEADY_STATE:
         m_wt, m_pt = wt.end.mean(0), mut.end.mean(0)
         df = pd.DataFrame(
@@ -111,17 +120,17 @@ def _screen_one(
                 "gene": setup.genome_obj().genes,
                 "wt": m_wt,
                 "perturbed": m_pt,
-                "log2fc": _log2fc(m_wt, m_pt),
-                "score": score,
+                "log2fc": log2fc(m_wt, m_pt),
+                "score": value,
                 "score_pvalue": pval,
             }
         )
         return _normalise(df, True)
-    fates = _fate_table(wt.labels, mut.labels, setup.ref_labels, seed)
-    return _normalise(_tidy(perturbation.name, fates, score, pval), False)
+    fates = fate_table(wt, mut, setup.ref_labels, seed)
+    return _normalise(tidy(perturbation.name, fates, value, pval), False)
 
 
-def _fingerprint(setup: _Setup, n_cells: int, seed: int, n_null: int) -> str:
+def _fingerprint(setup: Setup, n_cells: int, seed: int, n_null: int) -> str:
     """Everything a screen row depends on: genome, start cells, fate references (attractor
     states and cell-type labels), settings, simulation constants and the package version."""
     from .. import __version__
@@ -129,7 +138,7 @@ def _fingerprint(setup: _Setup, n_cells: int, seed: int, n_null: int) -> str:
     return _checkpoint.fingerprint(
         {
             "version": __version__,
-            "genome": setup.genome,
+            "genomes": setup.members,
             "starts": setup.starts,
             "ref_states": setup.ref_states,
             "ref_labels": list(setup.ref_labels),
@@ -137,7 +146,7 @@ def _fingerprint(setup: _Setup, n_cells: int, seed: int, n_null: int) -> str:
             "mode": setup.mode,
             "scale": setup.scale,
             "settings": [n_cells, seed, n_null],
-            "constants": [T_DEVELOP, T_RELAX, DT, N_BOOT, N_NULL_CELLS, MIN_FRACTION],
+            "constants": [T_DEVELOP, T_RELAX, DT, N_BOOT, N_NULL_CELLS, MIN_FRACTION, P_LOST_CALL],
         }
     )
 
@@ -160,8 +169,8 @@ def screen(
     """Run many perturbations against one shared wild-type simulation.
 
     Every perturbation is simulated exactly as :func:`perturb` does (same start cells, noise,
-    fate naming and statistics; the wild type is simulated once), so a row equals the
-    corresponding :meth:`PerturbationResult.to_frame` row for the same seed. The perturbation
+    genome ensemble, fate naming and statistics; the wild type is simulated once), so a row
+    equals the corresponding :meth:`PerturbationResult.to_frame` row for the same seed. The perturbation
     score's null is shared by perturbations of one kind and size.
 
     Parameters
@@ -192,8 +201,12 @@ def screen(
     Returns
     -------
     Tidy DataFrame, one row per perturbation and fate: ``perturbation``, ``fate``, ``wt``,
-    ``perturbed``, ``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``lost``, ``gained``,
-    ``score``, ``score_pvalue``. For a steady-state genome one row per perturbation and gene:
+    ``perturbed``, ``delta``, ``ci_low``, ``ci_high``, ``p_value``, ``p_lost`` (share of the
+    genome ensemble's members in which the fate is lost; 0 or 1 for a single genome),
+    ``lost`` (``p_lost`` ≥ 0.5), ``gained``, ``score``, ``score_pvalue`` and ``q_value``
+    (Benjamini-Hochberg adjusted ``p_value`` over every row of the table,
+    ``scipy.stats.false_discovery_control``). For a steady-state genome one row per
+    perturbation and gene:
     ``perturbation``, ``gene``, ``wt``, ``perturbed``, ``log2fc``, ``score``,
     ``score_pvalue``.
 
@@ -202,8 +215,8 @@ def screen(
     GclError
         An unknown screen name or backend, a gene not in the genome, duplicated
         perturbations, an ``n_cells`` that cannot fit in the memory available, and everything
-        :func:`perturb` checks. A perturbation that fails
-        re-raises after every other finished perturbation was checkpointed.
+        :func:`perturb` checks. A perturbation that fails re-raises after every other
+        finished perturbation was checkpointed.
 
     Examples
     --------
@@ -219,15 +232,42 @@ def screen(
     >>> table.loc[table["lost"], ["perturbation", "fate"]].values.tolist()
     [['A KO', 'A-high'], ['B KO', 'B-high']]
     """
+    return screen_members(
+        adata, perturbations, None,
+        genome_key=genome_key, landscape_key=landscape_key, root=root, backend=backend,
+        client=client, checkpoint=checkpoint, n_cells=n_cells, seed=seed, n_null=n_null,
+        progress=progress,
+    )  # fmt: skip
+
+
+def screen_members(
+    adata: AnnData,
+    perturbations: str | Sequence[Perturbation],
+    members: Sequence[Genome] | None,
+    *,
+    genome_key: str = Key.uns.genome,
+    landscape_key: str = Key.uns.landscape,
+    root: Any = None,
+    backend: str = "local",
+    client: Any = None,
+    checkpoint: str | Path | None = None,
+    n_cells: int = 1000,
+    seed: int = 0,
+    n_null: int = N_NULL,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`screen` with the genome ensemble given as ``members`` (``None``: the stored
+    genome's members). Internal entry point, as :func:`~._perturb.perturb_members`."""
     if backend not in ("local", "dask"):
         raise GclError(f"backend must be 'local' or 'dask', got {backend!r}.")
     if client is not None and backend != "dask":
         raise GclError("client is used with backend='dask' only; pass backend='dask'.")
-    n_cells = _check_n_cells(n_cells)
-    setup = _setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
-    genome = setup.genome_obj()
-    perts = _perturbations(perturbations, genome.genes)
-    _check_memory(setup, n_cells, n_save=None)
+    n_cells = check_n_cells(n_cells)
+    setup = build_setup(
+        adata, genome_key=genome_key, landscape_key=landscape_key, root=root, members=members
+    )
+    perts = _perturbations(perturbations, setup.genome_obj().genes)
+    check_memory(setup, n_cells, n_save=None)
     steady = setup.mode == STEADY_STATE
     folder = None
     done: dict[str, pd.DataFrame] = {}
@@ -249,12 +289,12 @@ def screen(
             )
     todo = [p for p in perts if p.name not in done]
     if todo:
-        wt = _simulate(setup, None, n_cells=n_cells, seed=seed)
+        wt = simulate(setup, None, n_cells=n_cells, seed=seed)
         nulls: dict[tuple, np.ndarray] = {}
         for p in todo:
-            sig = _null_signature(p)
+            sig = null_signature(p)
             if sig not in nulls:
-                nulls[sig] = _null_scores(setup, p, n_null, seed) if n_null else np.zeros(0)
+                nulls[sig] = null_scores(setup, p, n_null, seed) if n_null else np.zeros(0)
 
         def finished(p: Perturbation, df: pd.DataFrame) -> None:
             done[p.name] = df
@@ -267,14 +307,21 @@ def screen(
         else:
             _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client)
     table = pd.concat([done[p.name] for p in perts], ignore_index=True)
-    return _normalise(table, steady)
+    if steady:
+        return _normalise(table, steady)
+    from scipy.stats import false_discovery_control
+
+    # Benjamini-Hochberg over every (perturbation, fate) test of this screen: the family is
+    # the whole table, so it is computed here and not stored in the per-perturbation files
+    table["q_value"] = false_discovery_control(table["p_value"].to_numpy(dtype=np.float64))
+    return _normalise(table, steady, final=True)
 
 
 def _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress) -> None:
     from tqdm.auto import tqdm
 
     for p in tqdm(todo, desc="screen", unit="perturbation", disable=not progress):
-        finished(p, _screen_one(setup, wt, p, n_cells, seed, nulls[_null_signature(p)]))
+        finished(p, _screen_one(setup, wt, p, n_cells, seed, nulls[null_signature(p)]))
 
 
 def _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client) -> None:
@@ -288,7 +335,7 @@ def _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client) -> None:
         setup_f, wt_f = client.scatter([setup, wt], broadcast=True)
         futures = {
             client.submit(
-                _screen_one, setup_f, wt_f, p, n_cells, seed, nulls[_null_signature(p)],
+                _screen_one, setup_f, wt_f, p, n_cells, seed, nulls[null_signature(p)],
                 pure=False, key=f"gcl-screen-{i}-{abs(hash(p.name))}",
             ): p
             for i, p in enumerate(todo)
