@@ -188,3 +188,74 @@ def test_bad_inputs_give_clear_errors():
         simulate(TOGGLE, n_cells=10, fates={"x": "A and Z"})
     with pytest.raises(GclError, match="knockout must be"):
         simulate(TOGGLE, n_cells=10, knockout="delete")
+
+
+def test_rate_jitter_scales_production_and_decay_per_trajectory_and_gene():
+    # constitutive genes: dx/dt = r * (1 - x), so velocity / (1 - x) is the cell's rate
+    net = "A = True\nB = True"
+    kw = {"n_cells": 300, "n_targets": 3, "knockouts": False, "noise": 0.0, "seed": 2, **SMALL}
+    plain = simulate(net, **kw)
+    ad = simulate(net, rate_jitter=0.5, **kw)
+    t0, t1 = plain.uns[Key.uns.truth], ad.uns[Key.uns.truth]
+    assert set(t0) == set(t1)
+    assert ad.shape == plain.shape
+    assert t1["state"].shape == t0["state"].shape
+    assert t1["params"]["rate_jitter"] == 0.5
+    assert t0["params"]["rate_jitter"] == 0.0
+    assert not np.allclose(t1["state"], t0["state"])
+    x, v = t1["state"].astype(np.float64), t1["velocity"].astype(np.float64)
+    ok = (1.0 - x).min(axis=1) > 0.05
+    rate = v[ok] / (1.0 - x[ok])
+    traj = ad.obs[Key.obs.trajectory].to_numpy()[ok]
+    per_traj = pd.DataFrame(rate, columns=["A", "B"]).groupby(traj)
+    # one rate per trajectory and gene: the cells of a trajectory agree ...
+    assert float(per_traj.std().max().max()) < 1e-3
+    # ... the genes of a trajectory do not, and the log-rates spread as sigma = 0.5
+    mean = per_traj.mean()
+    assert (np.abs(mean["A"] - mean["B"]) > 1e-3).mean() > 0.9
+    assert 0.35 < float(np.log(mean.to_numpy()).std()) < 0.65
+    # without jitter every cell has rate 1
+    x0, v0 = t0["state"].astype(np.float64), t0["velocity"].astype(np.float64)
+    keep = (1.0 - x0).min(axis=1) > 0.05
+    np.testing.assert_allclose(v0[keep] / (1.0 - x0[keep]), 1.0, rtol=1e-4)
+
+
+def test_rate_jitter_keeps_the_toggle_switch_branching():
+    ad = simulate(
+        TOGGLE, n_cells=200, n_targets=5, initial={"A": 1.0, "B": 1.0}, rate_jitter=0.3, **SMALL
+    )
+    truth = ad.uns[Key.uns.truth]
+    assert set(truth["wt_fate_fractions"]) == {"A", "B"}
+    assert truth["knockout_lost_fates"] == {"A": "A", "B": "B"}
+
+
+def test_lower_capture_gives_more_zeros():
+    kw = {"n_cells": 300, "n_targets": 30, "knockouts": False, "seed": 4, **SMALL}
+    full = simulate(TOGGLE, **kw)
+    low = simulate(TOGGLE, capture=0.3, **kw)
+    # the cells are the same; only the counts thin out
+    np.testing.assert_array_equal(low.uns[Key.uns.truth]["state"], full.uns[Key.uns.truth]["state"])
+    zeros = [float((a.X.toarray() == 0).mean()) for a in (full, low)]
+    assert zeros[1] > zeros[0] + 0.1
+    ratio = float(low.X.sum() / full.X.sum())
+    assert 0.27 < ratio < 0.33
+    assert low.uns[Key.uns.truth]["params"]["capture"] == 0.3
+
+
+def test_per_gene_hill_coefficients_mixed():
+    ad = simulate(
+        TOGGLE, n_cells=100, n_targets=0, knockouts=False, hill={"*": 4.0, "A": 1.5}, **SMALL
+    )
+    truth = ad.uns[Key.uns.truth]
+    assert truth["params"]["hill"].tolist() == [1.5, 4.0]
+    field = field_from_truth(truth)
+    state = torch.as_tensor(truth["state"])
+    with torch.no_grad():
+        np.testing.assert_allclose(field(0.0, state).numpy(), truth["velocity"], atol=1e-5)
+
+
+def test_bad_jitter_and_capture_give_clear_errors():
+    with pytest.raises(GclError, match="rate_jitter must be a non-negative number"):
+        simulate(TOGGLE, n_cells=10, rate_jitter=-0.1)
+    with pytest.raises(GclError, match="capture must be a positive number"):
+        simulate(TOGGLE, n_cells=10, capture=0.0)

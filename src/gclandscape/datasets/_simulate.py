@@ -12,13 +12,19 @@ import pandas as pd
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
-from ._rules import BooleanNetwork, Expr, as_network, evaluate, parse_expression, parse_rules
+from ._fates import (
+    NOVEL,
+    PROGENITOR,
+    UNSETTLED,
+    _commit_index,
+    _FateNamer,
+    _high_name,  # noqa: F401  (benchmarks import it from this module)
+    _parse_fates,
+    _settle,
+)
+from ._rules import BooleanNetwork, as_network, parse_rules
 
 __all__ = ["field_from_truth", "simulate"]
-
-PROGENITOR = "progenitor"
-UNSETTLED = "unsettled"
-NOVEL = "novel"
 
 
 def _per_gene(value: Any, genes: Sequence[str], name: str) -> np.ndarray:
@@ -63,84 +69,6 @@ def _initial_state(net: BooleanNetwork, initial: Any) -> np.ndarray:
     return x0
 
 
-def _high_name(pattern: np.ndarray, genes: Sequence[str]) -> str:
-    high = [g for g, v in zip(genes, pattern) if v]
-    return "+".join(high) if high else "all-off"
-
-
-def _parse_fates(fates: Mapping[str, str | Expr] | None, genes: Sequence[str]) -> dict[str, Expr]:
-    out: dict[str, Expr] = {}
-    for name, cond in (fates or {}).items():
-        if name in (PROGENITOR, UNSETTLED) or name.startswith(NOVEL):
-            raise GclError(f"fate name {name!r} is reserved; choose another name.")
-        expr = parse_expression(cond, source=f"fate {name!r}") if isinstance(cond, str) else cond
-        unknown = [g for g in _vars(expr) if g not in genes]
-        if unknown:
-            raise GclError(
-                f"the condition of fate {name!r} uses unknown genes {unknown}; known: {list(genes)}."
-            )
-        out[name] = expr
-    return out
-
-
-def _vars(expr: Expr) -> list[str]:
-    if expr.op == "var":
-        return [expr.name]
-    if expr.op == "const":
-        return []
-    return [v for a in expr.args for v in _vars(a)]
-
-
-class _FateNamer:
-    """Names binarised end states: user conditions first, then wild-type patterns, else novel."""
-
-    def __init__(self, genes: Sequence[str], conditions: dict[str, Expr]):
-        self.genes = list(genes)
-        self.conditions = conditions
-        self.wt: dict[bytes, str] = {}  # pattern → name, filled from the wild type
-        self.wt_patterns: dict[str, np.ndarray] = {}
-
-    def _by_condition(self, pattern: np.ndarray) -> str | None:
-        state = dict(zip(self.genes, pattern))
-        for name, cond in self.conditions.items():
-            if bool(evaluate(cond, state)):
-                return name
-        return None
-
-    def name_wt(self, pattern: np.ndarray) -> str:
-        key = pattern.tobytes()
-        if key not in self.wt:
-            name = self._by_condition(pattern) or _high_name(pattern, self.genes)
-            self.wt[key] = name
-            self.wt_patterns.setdefault(name, pattern)
-        return self.wt[key]
-
-    def name_ko(self, pattern: np.ndarray, ko: int) -> str:
-        name = self._by_condition(pattern)
-        if name is not None:
-            return name
-        keep = np.ones(len(self.genes), dtype=bool)
-        keep[ko] = False
-        for key, wt_name in self.wt.items():
-            if wt_name in self.conditions:  # named fates are defined by their condition only
-                continue
-            wt = np.frombuffer(key, dtype=bool)
-            if np.array_equal(wt[keep], pattern[keep]):
-                return wt_name
-        return f"{NOVEL}:{_high_name(pattern, self.genes)}"
-
-
-def _commit_index(patterns: np.ndarray) -> np.ndarray:
-    """First snapshot from which each trajectory's pattern equals its final one for good."""
-    same = (patterns == patterns[-1:]).all(axis=2)  # (n_save, n)
-    # index after the last snapshot that differs from the final pattern
-    differs = ~same
-    last_diff = np.where(
-        differs.any(axis=0), differs.shape[0] - 1 - np.argmax(differs[::-1], axis=0), -1
-    )
-    return last_diff + 1
-
-
 def _integrate_batch(
     field: Any,
     X0: np.ndarray,
@@ -176,16 +104,6 @@ def _integrate_batch(
         n_save=int(min(201, max(2, round(t_max / dt) + 1))),
         device=device,
     )
-
-
-def _settle(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which trajectories settled (no gene in (0.3, 0.7) on average over the last 10 % of
-    the snapshots ``xs``, shape ``(n_save, n, G)``) and their binarised end states."""
-    n_save = xs.shape[0]
-    tail = max(2, int(np.ceil(0.1 * (n_save - 1))) + 1)
-    tail_mean = xs[-tail:].mean(axis=0)  # (N, G)
-    settled = ~((tail_mean > 0.3) & (tail_mean < 0.7)).any(axis=1)
-    return settled, tail_mean > 0.5
 
 
 def wild_type_ends(
@@ -247,7 +165,8 @@ def field_from_truth(truth: Mapping[str, Any]):
 
     Returns
     -------
-    :class:`gclandscape.engine.BooleanHillField` over the regulators.
+    :class:`gclandscape.engine.BooleanHillField` over the regulators, with the nominal rates
+    (a run with ``rate_jitter`` drew other rates per trajectory).
 
     Examples
     --------
@@ -291,6 +210,8 @@ def simulate(
     hill: float | Mapping[str, float] = 4.0,
     threshold: float | Mapping[str, float] = 0.5,
     rate: float | Mapping[str, float] = 1.0,
+    rate_jitter: float = 0.0,
+    capture: float = 1.0,
     min_fraction: float = 0.01,
     sample_until: float | None = None,
     device: str | None = None,
@@ -352,7 +273,17 @@ def simulate(
         time.
     hill, threshold, rate
         Hill coefficient, threshold and rate (production = degradation rate), scalars or
-        mappings gene → value (key ``"*"`` for the default).
+        mappings gene → value (key ``"*"`` for the default); Hill coefficients may differ
+        between genes (any positive value, not only integers).
+    rate_jitter
+        Standard deviation of a log-normal factor (median 1) drawn per trajectory and gene
+        that scales that gene's production and degradation rates alike in that trajectory
+        (knockout trajectories included), so that genes switching at the same time in the
+        rules switch in a random order. ``0`` (default): every trajectory has the rates of
+        ``rate``. The true velocity of a cell uses its trajectory's rates.
+    capture
+        Mean capture efficiency relative to the default depth: the expected UMI counts of
+        every cell are multiplied by it (``0.3`` keeps 30 % of the molecules, so more zeros).
     min_fraction
         Fraction below which a fate counts as not reached.
     sample_until
@@ -396,6 +327,15 @@ def simulate(
         raise GclError(f"min_fraction must lie in (0, 1); got {min_fraction}.")
     if not (np.isfinite(noise) and noise >= 0):
         raise GclError(f"noise must be a non-negative number; got {noise}.")
+    if not (np.isfinite(rate_jitter) and rate_jitter >= 0):
+        raise GclError(
+            f"rate_jitter must be a non-negative number (log-normal sigma; 0 = no jitter); "
+            f"got {rate_jitter}."
+        )
+    if not (np.isfinite(capture) and capture > 0):
+        raise GclError(
+            f"capture must be a positive number (1.0 = the default depth); got {capture}."
+        )
     net = as_network(network)
     genes = list(net.genes)
     G = len(genes)
@@ -430,8 +370,14 @@ def simulate(
         if knockout == "clamp" or is_input[g]:
             X0[rows, g] = 0.0
             mask[rows, g] = True
+    Gm = None
+    if rate_jitter > 0:
+        # its own stream (seed, 1): the noise and the sampling draw what they draw without it
+        factor = np.random.default_rng([seed, 1]).lognormal(0.0, rate_jitter, size=(N, G))
+        A = A * factor
+        Gm = gamma * factor
     sol = _integrate_batch(
-        field, X0, A, None, mask, t_max=t_max, dt=dt, noise=noise, seed=seed, device=device
+        field, X0, A, Gm, mask, t_max=t_max, dt=dt, noise=noise, seed=seed, device=device
     )
     xs = sol.xs.cpu().numpy()  # (n_save, N, G)
     ts = sol.ts.cpu().numpy().astype(np.float64)
@@ -493,7 +439,8 @@ def simulate(
     snap = np.clip(np.rint(t_cell / ts[-1] * (n_save - 1)).astype(int), 0, n_save - 1)
     state = xs[snap, traj].astype(np.float32)
     with torch.no_grad():
-        velocity = field(0.0, torch.as_tensor(state)).numpy().astype(np.float32)
+        rates = None if Gm is None else {"alpha": A[traj], "gamma": Gm[traj]}
+        velocity = field(0.0, torch.as_tensor(state), rates).numpy().astype(np.float32)
     label = np.where(snap >= commit[traj], wt_fate[traj], PROGENITOR)
     label = np.where(label == UNSETTLED, PROGENITOR, label)
 
@@ -523,6 +470,8 @@ def simulate(
     lib = rng.lognormal(mean=0.0, sigma=0.35, size=n_cells)
     lib /= lib.mean()
     mu = lib[:, None] * scale[None, :] * (levels + 0.02)
+    if capture != 1.0:
+        mu = mu * capture
     theta = 5.0
     counts = rng.poisson(rng.gamma(theta, mu / theta)).astype(np.float32)
     X = sp.csr_matrix(counts)
@@ -579,6 +528,8 @@ def simulate(
             "t_max": float(t_max),
             "dt": float(sol.dt),
             "noise": float(noise),
+            "rate_jitter": float(rate_jitter),
+            "capture": float(capture),
             "hill": hill_v,
             "threshold": thr_v,
             "alpha": alpha,
