@@ -520,3 +520,65 @@ def test_excel_style_csv_with_byte_order_mark_and_crlf(tmp_path):
     adata = _read_quiet(path, genes_as_rows=True)
     assert list(adata.obs_names) == ["c1", "c2"]
     np.testing.assert_array_equal(adata.X, [[1, 3], [2, 4]])
+
+
+@pytest.mark.parametrize("genes_as_rows", [True, False])
+def test_r_write_table_quoted_names_are_clean(tmp_path, genes_as_rows):
+    """R's write.table default: space-separated, every name quoted, the header one field short
+    (no name for the row names)."""
+    genes, cells = ["Gata1", "Spi1", "mt-Co1"], ["AAACCTGAGAAGGCCT-1", "AAACCTGAGACAGACC-1"]
+    values = np.array([[1, 0], [2, 5], [0, 3]])  # genes x cells
+    cols, rows, body = (cells, genes, values) if genes_as_rows else (genes, cells, values.T)
+    lines = [" ".join(f'"{c}"' for c in cols)]
+    lines += [f'"{r}" ' + " ".join(map(str, v)) for r, v in zip(rows, body)]
+    path = tmp_path / "expr.txt"
+    path.write_text("\n".join(lines) + "\n")
+    adata = _read_quiet(path)
+    assert list(adata.var_names) == genes
+    assert list(adata.obs_names) == cells
+    np.testing.assert_array_equal(adata.X, values.T)
+
+
+def _chunked_store(path: Path, X, zarr_format: int = 2) -> None:
+    """An AnnData zarr store whose X arrays are cut into several chunks."""
+    import zarr
+
+    adata = ad.AnnData(X)
+    adata.obs_names = [f"c{i}" for i in range(X.shape[0])]
+    with ad.settings.override(zarr_write_format=zarr_format), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata.write_zarr(path)
+        group = zarr.open_group(path, mode="a", use_consolidated=False)
+        kwargs = {"chunks": (10, X.shape[1])} if not sparse.issparse(X) else {"chunks": (16,)}
+        ad.io.write_elem(group, "X", X, dataset_kwargs=kwargs)
+        zarr.consolidate_metadata(path)
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("kind", ["dense", "csr_data", "csr_indices", "csr_indptr"])
+def test_zarr_store_with_a_missing_chunk_is_an_error(tmp_path, kind, zarr_format):
+    counts = np.random.default_rng(0).poisson(3.0, size=(60, 5)).astype(np.float32) + 1
+    X = counts if kind == "dense" else sparse.csr_matrix(counts)
+    store = tmp_path / "cells.zarr"
+    _chunked_store(store, X, zarr_format)
+    assert gcl.io.read(store).X.sum() == pytest.approx(counts.sum())  # intact: reads whole
+    part = "X" if kind == "dense" else f"X/{kind.removeprefix('csr_')}"
+    meta = {".zarray", ".zattrs", ".zgroup", "zarr.json"}
+    chunks = sorted(p for p in (store / part).rglob("*") if p.is_file() and p.name not in meta)
+    assert len(chunks) > 2
+    chunks[1].unlink()  # a lost chunk in the middle: zarr would fill it with zeros
+    with pytest.raises(GclFormatError, match=rf"cells\.zarr: the zarr store lacks 1 of .*'{part}'"):
+        gcl.io.read(store)
+
+
+def test_zarr_store_with_all_zero_chunks_reads(tmp_path):
+    """zarr omits chunks of fill values by design: an all-zero matrix and leading empty rows
+    of a sparse one are not losses."""
+    counts = np.random.default_rng(1).poisson(3.0, size=(60, 5)).astype(np.float32)
+    counts[:40] = 0  # the first chunks of indptr hold only zeros
+    store = tmp_path / "sparse.zarr"
+    _chunked_store(store, sparse.csr_matrix(counts))
+    np.testing.assert_array_equal(gcl.io.read(store).X.toarray(), counts)
+    zeros = tmp_path / "zeros.zarr"
+    _chunked_store(zeros, np.zeros((30, 4), dtype=np.float32))
+    assert gcl.io.read(zeros).X.sum() == 0

@@ -306,7 +306,10 @@ def _read_header(path: Path, sep: str | None, what: str) -> tuple[list[str], str
     if sep is None:  # .txt: detect
         sep = "\t" if "\t" in first else "," if "," in first else None
     if sep is None:
-        fields = first.split()
+        # whitespace-separated, with names quoted as R's write.table writes them by default;
+        # the body is read by pandas, which drops the same quotes
+        row = next(csv.reader([first.strip()], delimiter=" ", skipinitialspace=True))
+        fields = [f for f in row if f != ""]
     else:
         fields = next(csv.reader([first], delimiter=sep))
     return fields, sep
@@ -432,6 +435,13 @@ def _sibling(folder: Path, prefix: str, stems: tuple[str, ...], matrix: Path) ->
 
 
 def _read_10x_mtx(path: Path) -> ad.AnnData:
+    """A 10x Matrix Market folder (or its .mtx file) as cells × genes.
+
+    Not ``scanpy.read_10x_mtx``: this reader is faster (50,000 × 2,000 gz folder 1.07 s vs
+    scanpy's 1.52 s, ``benchmarks/io_datasets.py``), checks the barcode and feature counts
+    against the matrix, accepts prefixed names and cells × genes layouts, and raises a
+    :class:`GclFormatError` naming the file where scanpy's fails deep inside.
+    """
     from scipy.io import mmread
 
     if path.is_dir():
@@ -600,7 +610,71 @@ def _read_h5ad(path: Path) -> ad.AnnData:
 
 def _read_zarr(path: Path) -> ad.AnnData:
     with _guard(path, FORMATS["zarr"]):
+        _check_zarr_chunks(path)
         return ad.read_zarr(path)
+
+
+def _missing_chunks(root: Path, arr) -> tuple[list[str], int]:
+    """Keys of the chunks of ``arr`` that are not on disk, and the number of chunks."""
+    grid = [range(n) for n in arr.cdata_shape]
+    keys = [arr.metadata.encode_chunk_key(c) for c in np.ndindex(*map(len, grid))]
+    folder = root / arr.path
+    return [k for k in keys if not (folder / k).is_file()], len(keys)
+
+
+def _check_zarr_chunks(path: Path) -> None:
+    """Raise when an expression matrix of a local zarr store lacks chunks it should have.
+
+    zarr reads a missing chunk as its fill value, so a store with a lost chunk file reads as
+    cells with all-zero expression. But zarr also leaves out, by design, chunks that hold
+    only the fill value (``write_empty_chunks=False``, zarr 3's default): a missing chunk
+    alone is no proof. The rules, applied to ``X``, ``layers/*`` and ``raw/X``:
+
+    * a dense matrix, or a sparse matrix's ``data`` or ``indices``, with some chunks stored
+      and others missing: a whole chunk of zeros beside stored ones is taken as a loss (a
+      sparse matrix stores no zeros; a dense count block of thousands of all-zero entries
+      is not seen in real data, and the message says how to keep such a store readable);
+    * a sparse matrix's ``indptr`` with a missing chunk that breaks its order (``indptr``
+      must rise from 0 to the number of stored values).
+
+    An array with every chunk missing is an all-fill-value array and is accepted, as is any
+    store zarr cannot list locally (sharded arrays).
+    """
+    import zarr
+
+    try:
+        group = zarr.open_group(path, mode="r")
+    except Exception:
+        return
+    nodes = [k for k in ("X", "raw/X") if k in group]
+    if "layers" in group:
+        nodes += [f"layers/{k}" for k in group["layers"]]
+    for node_key in nodes:
+        node = group[node_key]
+        if isinstance(node, zarr.Array):
+            arrays = {"": node}
+        else:
+            arrays = {k: node[k] for k in ("data", "indices", "indptr") if k in node}
+        for part, arr in arrays.items():
+            if getattr(arr, "shards", None) is not None:
+                continue
+            missing, total = _missing_chunks(path, arr)
+            if not missing or (len(missing) == total and part != "indptr"):
+                continue
+            if part == "indptr":
+                indptr = np.asarray(arr[:])
+                n_data = arrays["data"].shape[0] if "data" in arrays else indptr[-1]
+                if indptr.size and np.all(np.diff(indptr) >= 0) and indptr[-1] == n_data:
+                    continue  # leading empty rows: a legitimately omitted chunk of zeros
+            fill = arr.metadata.fill_value
+            raise GclFormatError(
+                f"{path}: the zarr store lacks {len(missing)} of the {total} chunks of "
+                f"{arr.path!r} (first missing: {arr.path}/{missing[0]}); zarr would read them "
+                f"as {fill!r}, i.e. cells with silently zeroed expression. Fix: copy the "
+                "store again completely, or write the data again (adata.write_h5ad, or "
+                "write_zarr). If those blocks truly hold only zeros, the store was written "
+                "with write_empty_chunks=False: rewrite it as .h5ad to read it."
+            )
 
 
 _SIGNS = {
