@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .._errors import GclError
-from ._rules import Expr, evaluate, parse_expression
+from ._expression import Expr, evaluate
+from ._expression_parser import parse_expression
 
 PROGENITOR = "progenitor"
 UNSETTLED = "unsettled"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import GclError
-from ._rules import And, BooleanNetwork, Expr, Not, Or, Var
+from ._expression import And, Expr, Not, Or, Var
+from ._network import BooleanNetwork
 
 __all__ = ["random_network"]
 
@@ -67,7 +68,7 @@ def random_network(n_genes: int, *, seed: int = 0, max_inputs: int = 3) -> Boole
 
     Returns
     -------
-    :class:`~gclandscape.datasets._rules.BooleanNetwork` named ``random<n_genes>-s<seed>``,
+    :class:`~gclandscape.datasets._network.BooleanNetwork` named ``random<n_genes>-s<seed>``,
     with its progenitor start in ``initial`` (a level for every gene).
 
     Raises

@@ -18,13 +18,16 @@ Expressions use ``and``/``or``/``not`` (also ``&``, ``|``, ``!``), parentheses a
 ``True``/``False``/``1``/``0``; ``not`` binds tighter than ``and``, which binds tighter than ``or``
 (Python's precedence). Gene names start with a letter or ``_`` and may contain letters, digits,
 ``_`` and ``.`` (``Pu.1``).
+
+This module reads the formats; the expression tree is in :mod:`._expression`, its parser in
+:mod:`._expression_parser` and :class:`BooleanNetwork` in :mod:`._network` (all re-exported
+here).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,397 +35,27 @@ import pandas as pd
 
 from .._errors import GclError, GclFileNotFoundError, GclFormatError
 
+# The expression tree, its parser and the network class live in their own modules; their
+# names stay importable from here, where callers have always imported them.
+from ._expression import And, Const, Expr, Not, Or, Var, _variables, evaluate
+from ._expression_parser import _valid_name, _where, parse_expression
+from ._network import BooleanNetwork
+
 __all__ = [
     "And",
     "BooleanNetwork",
     "Const",
+    "Expr",
     "Not",
     "Or",
     "Var",
     "as_network",
+    "evaluate",
     "network_from_edges",
     "parse_expression",
     "parse_rules",
     "read_rules",
 ]
-
-# --------------------------------------------------------------------------------------------
-# expression tree
-# Every node has ``op`` ("var", "const", "not", "and", "or"); the engine's BooleanHillField
-# compiles any tree following this protocol (``name`` for var, ``value`` for const, ``args``).
-
-
-@dataclass(frozen=True)
-class Var:
-    """A gene's level used as an input."""
-
-    name: str
-    op = "var"
-
-    def __str__(self) -> str:
-        return self.name
-
-
-@dataclass(frozen=True)
-class Const:
-    """The constant ``True`` or ``False``."""
-
-    value: bool
-    op = "const"
-
-    def __str__(self) -> str:
-        return "True" if self.value else "False"
-
-
-@dataclass(frozen=True)
-class Not:
-    """Logical negation."""
-
-    arg: Expr
-    op = "not"
-
-    @property
-    def args(self) -> tuple[Expr, ...]:
-        return (self.arg,)
-
-    def __str__(self) -> str:
-        inner = str(self.arg)
-        return f"not {inner}" if isinstance(self.arg, Var | Const | Not) else f"not ({inner})"
-
-
-@dataclass(frozen=True)
-class And:
-    """Logical conjunction of two or more terms."""
-
-    args: tuple[Expr, ...]
-    op = "and"
-
-    def __str__(self) -> str:
-        return " and ".join(f"({a})" if isinstance(a, Or) else str(a) for a in self.args)
-
-
-@dataclass(frozen=True)
-class Or:
-    """Logical disjunction of two or more terms."""
-
-    args: tuple[Expr, ...]
-    op = "or"
-
-    def __str__(self) -> str:
-        return " or ".join(str(a) for a in self.args)
-
-
-Expr = Var | Const | Not | And | Or
-
-
-def _variables(expr: Expr) -> list[str]:
-    """Gene names used in an expression, in order of first occurrence."""
-    out: dict[str, None] = {}
-
-    def walk(e: Expr) -> None:
-        if isinstance(e, Var):
-            out.setdefault(e.name, None)
-        elif not isinstance(e, Const):
-            for a in e.args:
-                walk(a)
-
-    walk(expr)
-    return list(out)
-
-
-def _signed_inputs(expr: Expr) -> dict[str, set[int]]:
-    """Map each input gene to the signs (+1/-1) of its occurrences (parity of NOTs above)."""
-    out: dict[str, set[int]] = {}
-
-    def walk(e: Expr, sign: int) -> None:
-        if isinstance(e, Var):
-            out.setdefault(e.name, set()).add(sign)
-        elif isinstance(e, Not):
-            walk(e.arg, -sign)
-        elif isinstance(e, And | Or):
-            for a in e.args:
-                walk(a, sign)
-
-    walk(expr, 1)
-    return out
-
-
-def evaluate(expr: Expr, state: Mapping[str, np.ndarray | bool]) -> np.ndarray:
-    """Evaluate an expression on Boolean values (vectorised over NumPy arrays).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> e = parse_expression("a and not b")
-    >>> evaluate(e, {"a": np.array([True, True]), "b": np.array([False, True])}).tolist()
-    [True, False]
-    """
-    if isinstance(expr, Var):
-        return np.asarray(state[expr.name], dtype=bool)
-    if isinstance(expr, Const):
-        return np.asarray(expr.value)
-    if isinstance(expr, Not):
-        return ~evaluate(expr.arg, state)
-    vals = [evaluate(a, state) for a in expr.args]
-    if isinstance(expr, And):
-        return np.logical_and.reduce(np.broadcast_arrays(*vals))
-    return np.logical_or.reduce(np.broadcast_arrays(*vals))
-
-
-# --------------------------------------------------------------------------------------------
-# tokenizer and recursive-descent parser
-
-_TOKEN = re.compile(
-    r"(?P<ws>\s+)|(?P<lpar>\()|(?P<rpar>\))|(?P<and>&&?)|(?P<or>\|\|?)|(?P<not>[!~])"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.]*)|(?P<number>[0-9]+(?:\.[0-9]*)?)"
-)
-_KEYWORDS = {
-    "and": "and",
-    "AND": "and",
-    "or": "or",
-    "OR": "or",
-    "not": "not",
-    "NOT": "not",
-    "True": "const",
-    "true": "const",
-    "TRUE": "const",
-    "False": "const",
-    "false": "const",
-    "FALSE": "const",
-}
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
-
-
-@dataclass(frozen=True)
-class _Tok:
-    kind: str  # name, const, and, or, not, lpar, rpar, end
-    text: str
-    col: int  # 1-based column in the line
-
-
-def _where(source: str, lineno: int | None) -> str:
-    return f"{source}, line {lineno}" if lineno is not None else source
-
-
-def _tokenize(text: str, *, source: str, lineno: int | None, col0: int) -> list[_Tok]:
-    toks: list[_Tok] = []
-    pos = 0
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise GclFormatError(
-                f"{_where(source, lineno)}, column {col0 + pos + 1}: unexpected character "
-                f"{text[pos]!r} in rule {text.strip()!r}; expected a gene name, 'and', 'or', "
-                "'not', '(', ')', True/False or 1/0."
-            )
-        kind = m.lastgroup
-        word = m.group()
-        col = col0 + pos + 1
-        pos = m.end()
-        if kind == "ws":
-            continue
-        if kind == "name" and word in _KEYWORDS:
-            kind = _KEYWORDS[word]
-        elif kind == "number":
-            if word not in ("0", "1", "0.", "1.", "0.0", "1.0"):
-                raise GclFormatError(
-                    f"{_where(source, lineno)}, column {col}: unexpected number {word!r} in rule "
-                    f"{text.strip()!r}; only the constants 1 and 0 (True/False) are allowed."
-                )
-            kind = "const"
-        toks.append(_Tok(kind, word, col))
-    toks.append(_Tok("end", "end of rule", col0 + len(text) + 1))
-    return toks
-
-
-class _Parser:
-    def __init__(self, text: str, *, source: str, lineno: int | None, col0: int):
-        self.text = text
-        self.source = source
-        self.lineno = lineno
-        self.toks = _tokenize(text, source=source, lineno=lineno, col0=col0)
-        self.i = 0
-
-    def _peek(self) -> _Tok:
-        return self.toks[self.i]
-
-    def _fail(self, expected: str) -> GclFormatError:
-        tok = self._peek()
-        shown = "end of rule" if tok.kind == "end" else repr(tok.text)
-        return GclFormatError(
-            f"{_where(self.source, self.lineno)}, column {tok.col}: unexpected {shown} in rule "
-            f"{self.text.strip()!r}; expected {expected}."
-        )
-
-    def parse(self) -> Expr:
-        if self._peek().kind == "end":
-            raise self._fail("an expression")
-        expr = self._or()
-        if self._peek().kind != "end":
-            raise self._fail("'and', 'or' or the end of the rule")
-        return expr
-
-    def _or(self) -> Expr:
-        args = [self._and()]
-        while self._peek().kind == "or":
-            self.i += 1
-            args.append(self._and())
-        if len(args) == 1:
-            return args[0]
-        flat: list[Expr] = []
-        for a in args:
-            flat.extend(a.args if isinstance(a, Or) else (a,))
-        return Or(tuple(flat))
-
-    def _and(self) -> Expr:
-        args = [self._not()]
-        while self._peek().kind == "and":
-            self.i += 1
-            args.append(self._not())
-        if len(args) == 1:
-            return args[0]
-        flat: list[Expr] = []
-        for a in args:
-            flat.extend(a.args if isinstance(a, And) else (a,))
-        return And(tuple(flat))
-
-    def _not(self) -> Expr:
-        if self._peek().kind == "not":
-            self.i += 1
-            return Not(self._not())
-        return self._atom()
-
-    def _atom(self) -> Expr:
-        tok = self._peek()
-        if tok.kind == "name":
-            self.i += 1
-            return Var(tok.text)
-        if tok.kind == "const":
-            self.i += 1
-            return Const(tok.text in ("True", "true", "TRUE") or tok.text.startswith("1"))
-        if tok.kind == "lpar":
-            self.i += 1
-            expr = self._or()
-            if self._peek().kind != "rpar":
-                raise self._fail("')' to close the '(' opened at column " + str(tok.col))
-            self.i += 1
-            return expr
-        raise self._fail("a gene name, 'not', '(' or a constant")
-
-
-def parse_expression(
-    text: str, *, source: str = "<rule>", lineno: int | None = None, col0: int = 0
-) -> Expr:
-    """Parse one Boolean expression into a tree of :class:`Var`/:class:`Not`/:class:`And`/...
-
-    Parameters
-    ----------
-    text
-        The expression, e.g. ``"(Gata1 or Gata2) and not Pu.1"``.
-    source, lineno, col0
-        Where the text came from, used in error messages.
-
-    Returns
-    -------
-    The expression tree (nested ``and``/``or`` are flattened).
-
-    Raises
-    ------
-    GclFormatError
-        Naming the line, column, offending token and what was expected.
-
-    Examples
-    --------
-    >>> str(parse_expression("(a or b) and not c"))
-    '(a or b) and not c'
-    """
-    return _Parser(text, source=source, lineno=lineno, col0=col0).parse()
-
-
-# --------------------------------------------------------------------------------------------
-# the network
-
-
-@dataclass(frozen=True)
-class BooleanNetwork:
-    """A Boolean gene-regulatory network: one rule per gene.
-
-    Attributes
-    ----------
-    genes
-        Gene names, in file order (genes defined by rules, then inputs first referenced).
-    rules
-        Gene → expression tree; ``None`` marks an *input* gene (no rule: its level is held at
-        its initial value).
-    initial
-        Initial levels read with the rules (BoolODE ``_ics.txt``, input values); genes not
-        listed start at 0.
-    couplings
-        Optional table (``target``, ``source``, ``strength``) from scanpy's coupling list.
-    name
-        A label (the file stem).
-
-    Examples
-    --------
-    >>> net = parse_rules("A = not B\\nB = not A")
-    >>> net.genes
-    ('A', 'B')
-    >>> net.edges().values.tolist()
-    [['B', 'A', -1], ['A', 'B', -1]]
-    """
-
-    genes: tuple[str, ...]
-    rules: dict[str, Expr | None]
-    initial: dict[str, float] = field(default_factory=dict)
-    couplings: pd.DataFrame | None = None
-    name: str = ""
-
-    @property
-    def n_genes(self) -> int:
-        return len(self.genes)
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        """Genes without a rule."""
-        return tuple(g for g in self.genes if self.rules[g] is None)
-
-    def edges(self) -> pd.DataFrame:
-        """Signed edge list implied by the rules.
-
-        Returns
-        -------
-        DataFrame with columns ``source``, ``target``, ``sign``: +1 where the source appears
-        under an even number of ``not``, -1 under an odd number, 0 where it appears both ways.
-        Rows follow the order of targets, then of first occurrence in the rule.
-        """
-        rows = []
-        for target in self.genes:
-            expr = self.rules[target]
-            if expr is None:
-                continue
-            for source, signs in _signed_inputs(expr).items():
-                sign = next(iter(signs)) if len(signs) == 1 else 0
-                rows.append((source, target, sign))
-        return pd.DataFrame(rows, columns=["source", "target", "sign"]).astype(
-            {"source": str, "target": str, "sign": np.int64}
-        )
-
-    def rule_text(self) -> dict[str, str]:
-        """Each gene's rule as canonical text ("" for inputs)."""
-        return {g: ("" if r is None else str(r)) for g, r in self.rules.items()}
-
-    def to_text(self) -> str:
-        """The network in gclandscape's ``target = expression`` format (parsable again)."""
-        lines = [f"# {self.name}"] if self.name else []
-        lines += [f"{g} = {t}".rstrip() for g, t in self.rule_text().items()]
-        return "\n".join(lines) + "\n"
-
-    def step(self, state: Mapping[str, np.ndarray | bool]) -> dict[str, np.ndarray]:
-        """One synchronous Boolean update (inputs keep their value)."""
-        return {
-            g: (np.asarray(state[g], dtype=bool) if r is None else evaluate(r, state))
-            for g, r in self.rules.items()
-        }
 
 
 def _check_defined(
@@ -454,19 +87,6 @@ def _check_defined(
             rules[name] = None
             genes.append(name)
     return tuple(genes)
-
-
-def _valid_name(name: str, source: str, lineno: int | None) -> str:
-    if not _NAME.match(name):
-        raise GclFormatError(
-            f"{_where(source, lineno)}: {name!r} is not a valid gene name; expected a name "
-            "starting with a letter or '_' made of letters, digits, '_' and '.'."
-        )
-    if name in _KEYWORDS:
-        raise GclFormatError(
-            f"{_where(source, lineno)}: {name!r} is a keyword and cannot be a gene name."
-        )
-    return name
 
 
 def _strip_comment(line: str) -> str:

@@ -244,7 +244,7 @@ def simulate(
     ----------
     network
         A rule file path, rule text (``target = expr`` lines, BoolODE table, ``.bnet``), a
-        :class:`~gclandscape.datasets._rules.BooleanNetwork`, or a signed edge list (DataFrame
+        :class:`~gclandscape.datasets._network.BooleanNetwork`, or a signed edge list (DataFrame
         with ``source``, ``target``, ``sign``; rule: OR of activators AND NOT OR of repressors;
         genes without inputs are constitutively on).
     n_cells
