@@ -10,7 +10,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 import gclandscape as gcl
-from gclandscape._errors import GclError, GclFileNotFoundError
+from gclandscape._errors import GclError, GclFileNotFoundError, GclFormatError
 from gclandscape._keys import Key
 
 N_LATENT = 4
@@ -343,3 +343,33 @@ def test_unknown_model():
     adata = branching_counts(50, 10)
     with pytest.raises(GclError, match=r"model='vae' is not known.*'scvi', 'ldvae', 'scanvi'"):
         gcl.latent.fit(adata, model="vae")
+
+
+class _NotWeights:
+    """An arbitrary object: pickling it into module.pt makes a file torch refuses to load."""
+
+
+@pytest.mark.parametrize("content", ["pickled_object", "garbage", "list"])
+def test_load_bad_weights_file_names_it_and_never_advises_unsafe_loading(tmp_path, content):
+    import json
+
+    import torch
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    meta = {"format_version": 1, "kind": "scvi", "layer": "counts", "batch_key": None}
+    (folder / "gcl_latent.json").write_text(json.dumps(meta))
+    weights = folder / "module.pt"
+    if content == "pickled_object":
+        torch.save({"encoder.weight": _NotWeights()}, weights)
+    elif content == "garbage":
+        weights.write_bytes(b"\x80\x04 this is not a torch checkpoint")
+    else:
+        torch.save([torch.zeros(2)], weights)
+    counts = np.ones((5, 3), dtype=np.float32)
+    with pytest.raises(GclFormatError) as err:
+        gcl.latent.load(folder, ad.AnnData(counts, layers={"counts": counts}))
+    message = str(err.value)
+    assert str(weights) in message
+    assert "model.save" in message
+    assert "weights_only" not in message

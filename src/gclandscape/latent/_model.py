@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -785,6 +786,36 @@ def _history(scvi_model) -> dict[str, list[float]]:
     return out
 
 
+def _load_weights(file: Path) -> dict:
+    """The tensors of a ``module.pt`` written by :meth:`LatentModel.save`, read without pickle.
+
+    Anything else (a damaged file, a pickled object, another program's checkpoint) is a
+    :class:`GclFormatError` naming the file. torch's own message is not passed on: it advises
+    ``weights_only=False``, which would run whatever code the file holds.
+    """
+    import torch
+
+    problem = None
+    try:
+        with warnings.catch_warnings():  # torch's notes on odd pickle protocols: the error says it
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        problem = f"it cannot be read as tensors ({type(err).__name__})"
+    else:
+        if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        ):
+            problem = f"it holds a {type(state).__name__}, not a dict of named tensors"
+    if problem is not None:
+        raise GclFormatError(
+            f"{file}: not the weights of a gclandscape / scvi-tools latent model saved by "
+            f"model.save(dir): {problem}. Fix: save the model again with model.save(dir) "
+            "(or copy the whole saved folder again) and load that folder."
+        ) from None
+    return state
+
+
 def load(dir: str | Path, adata: AnnData, *, accelerator: str = "auto") -> LatentModel:
     """Load a model saved with :meth:`LatentModel.save`, attached to ``adata``.
 
@@ -832,11 +863,15 @@ def load(dir: str | Path, adata: AnnData, *, accelerator: str = "auto") -> Laten
         )
     try:
         meta = json.loads((path / _META_FILE).read_text())
-        state = torch.load(path / _WEIGHTS_FILE, map_location="cpu", weights_only=True)
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError) as err:
         raise GclFormatError(f"could not read the saved model in {path}: {err}") from err
-    if meta.get("format_version") != _FORMAT_VERSION or meta.get("kind") not in MODELS:
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format_version") != _FORMAT_VERSION
+        or meta.get("kind") not in MODELS
+    ):
         raise GclFormatError(f"{path / _META_FILE} is not a gclandscape latent model file.")
+    state = _load_weights(path / _WEIGHTS_FILE)
     kind = meta["kind"]
     layer, batch_key, labels_key = meta["layer"], meta["batch_key"], meta["labels_key"]
     check_counts(adata, layer)
