@@ -23,8 +23,8 @@ _EXPORTS = {
     "mutational_scan": "._sim",
     "screen": "._sim",
     "style": "._utils",
-    "trajectories": "._landscape",
-    "vector_field": "._landscape",
+    "trajectories": "._trajectories",
+    "vector_field": "._vector_field",
 }
 
 __all__ = [
@@ -40,9 +40,11 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._grn import grn
-    from ._landscape import landscape, trajectories, vector_field
+    from ._landscape import landscape
     from ._sim import fate_shift, mutational_scan, screen
+    from ._trajectories import trajectories
     from ._utils import style
+    from ._vector_field import vector_field
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
