@@ -149,7 +149,7 @@ def perturb(
        ``"novel"``.
     4. **Statistics**: fate fractions averaged over the ensemble's members, paired
        bootstrap intervals (``scipy.stats.bootstrap``; members and cells resampled),
-       McNemar's exact test per fate, ``p_lost`` (the share of members in which the fate is
+       McNemar's exact test per fate (median over members), ``p_lost`` (the share of members in which the fate is
        lost; ``lost_fates`` are those with ``p_lost`` ≥ 0.5), and a perturbation score
        against ``n_null`` random perturbations of the same kind and size on random genes
        (300 cells each).

@@ -26,7 +26,7 @@ class PerturbationResult:
         ``wt`` and ``perturbed`` fate fractions (means over the genome ensemble's members),
         ``delta`` (perturbed - wt), ``ci_low`` and ``ci_high`` (95 % paired bootstrap
         interval of ``delta``, resampling members and cells), ``p_value`` (McNemar's exact
-        test on the paired cells) and ``p_lost``: the share of the ensemble's members in
+        test on the paired cells; the median over members) and ``p_lost``: the share of the ensemble's members in
         which the fate is lost (reached by at least 1 % of that member's wild-type cells and
         by fewer than 1 % of its perturbed cells); 0 or 1 for a single genome. Empty for a
         steady-state genome.

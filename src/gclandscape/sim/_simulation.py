@@ -203,22 +203,21 @@ def root_cells(
 
 
 def _ensemble(genome: Genome, members: Sequence[Genome] | None) -> list[Genome]:
-    """The members to simulate: those given, the stored genome's own members when it is an
-    ensemble, else the genome alone."""
-    if members is None:
-        listed = getattr(genome, "members", None)
-        members = listed() if callable(listed) else [genome]
-    members = list(members)
-    if not members:
+    """The single genomes to simulate: those given (an ensemble among them counts with each
+    of its members), else the stored genome's members (``fit_grn(..., n_genomes=K)``; one
+    for a single genome)."""
+    given = [genome] if members is None else list(members)
+    out = [m for g in given for m in g]  # iterating a Genome yields its members
+    if not out:
         raise GclError("the genome ensemble is empty: pass at least one Genome.")
-    for k, m in enumerate(members):
+    for k, m in enumerate(out):
         if list(m.genes) != list(genome.genes):
             raise GclError(
                 f"member {k} of the genome ensemble has genes {list(m.genes)[:10]}, the "
-                f"reference genome {list(genome.genes)[:10]}: every member must have the same "
+                f"stored genome {list(genome.genes)[:10]}: every member must have the same "
                 "genes in the same order."
             )
-    return members
+    return out
 
 
 def build_setup(

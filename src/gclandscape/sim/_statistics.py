@@ -62,11 +62,25 @@ def _bootstrap_means(D: np.ndarray, gen: np.random.Generator) -> np.ndarray:
     return np.asarray(res.bootstrap_distribution, dtype=np.float64).reshape(D.shape[1], -1)
 
 
-def fate_table(wt: Simulation, mut: Simulation, order: list[str], seed: int) -> pd.DataFrame:
-    """Fate fractions (ensemble means), a 95 % bootstrap interval of the difference over
-    members and cells, McNemar's exact test on the paired cells, and ``p_lost``."""
+def _mcnemar(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """McNemar's exact test per column of paired 0/1 outcomes (wild type ``a``, mutant ``b``)."""
     from scipy.stats import binomtest
 
+    only_wt = ((a == 1) & (b == 0)).sum(0)
+    only_pert = ((a == 0) & (b == 1)).sum(0)
+    return np.array(
+        [
+            binomtest(int(c), int(n + c), 0.5).pvalue if n + c > 0 else 1.0
+            for n, c in zip(only_wt, only_pert)
+        ],
+        dtype=np.float64,
+    )
+
+
+def fate_table(wt: Simulation, mut: Simulation, order: list[str], seed: int) -> pd.DataFrame:
+    """Fate fractions (ensemble means), a 95 % bootstrap interval of the difference over
+    members and cells, McNemar's exact test on the paired cells (median over members), and
+    ``p_lost``."""
     fates = fate_order(order, wt.labels, mut.labels)
     A = [np.stack([w.labels == f for f in fates], axis=1).astype(np.float64) for w in wt.members]
     B = [np.stack([m.labels == f for f in fates], axis=1).astype(np.float64) for m in mut.members]
@@ -79,13 +93,9 @@ def fate_table(wt: Simulation, mut: Simulation, order: list[str], seed: int) -> 
         stacked = np.stack(boots)  # (members, fates, N_BOOT)
         dist = stacked[pick.T, :, np.arange(N_BOOT)[None, :]].mean(0).T
     lo, hi = np.percentile(dist, [2.5, 97.5], axis=1)
-    a_all, b_all = np.vstack(A), np.vstack(B)
-    only_wt = ((a_all == 1) & (b_all == 0)).sum(0)
-    only_pert = ((a_all == 0) & (b_all == 1)).sum(0)
-    p = [
-        binomtest(int(c), int(b + c), 0.5).pvalue if b + c > 0 else 1.0
-        for b, c in zip(only_wt, only_pert)
-    ]
+    # McNemar per member, then the median over members: pooling the members' cells would
+    # give a tiny p-value to a change that half of them do not make
+    p = np.median([_mcnemar(a, b) for a, b in zip(A, B)], axis=0)
     f_wt = np.stack([a.mean(0) for a in A])  # (members, fates)
     f_pt = np.stack([b.mean(0) for b in B])
     is_novel = np.array([f == NOVEL for f in fates])
@@ -97,7 +107,7 @@ def fate_table(wt: Simulation, mut: Simulation, order: list[str], seed: int) -> 
             "delta": f_pt.mean(0) - f_wt.mean(0),
             "ci_low": lo,
             "ci_high": hi,
-            "p_value": np.asarray(p, dtype=np.float64),
+            "p_value": p,
             "p_lost": lost.mean(0),
         },
         index=pd.Index(fates, name="fate", dtype=str),
