@@ -18,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
 _MAX_LISTED = 20
-_BLOCK = 1 << 22
+_BLOCK = 1 << 20
 
 
 def _listing(names: Sequence[Any]) -> str:
@@ -79,11 +79,55 @@ def get_matrix(adata: AnnData, layer: str | None):
     return adata.X if layer is None else adata.layers[layer]
 
 
-def _values(matrix) -> np.ndarray:
-    """The stored values of a dense or sparse matrix (zeros of sparse storage excluded)."""
+def values_of(matrix) -> np.ndarray:
+    """The stored values of a dense or sparse matrix as a flat array (a view, never a copy;
+    the zeros a sparse matrix does not store are left out).
+
+    Examples
+    --------
+    >>> values_of(np.eye(2)).tolist()
+    [1.0, 0.0, 0.0, 1.0]
+    """
     if sparse.issparse(matrix):
+        if not hasattr(matrix, "data") or matrix.format not in {"csr", "csc", "coo"}:
+            matrix = matrix.tocsr()
         return np.asarray(matrix.data)
-    return np.asarray(matrix)
+    arr = np.asarray(matrix)
+    return arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
+
+
+def integer_summary(matrix) -> tuple[bool, Any, Any]:
+    """Whether every stored value is a whole number, and the smallest and largest value.
+
+    The one home of the integer (count) check: one pass over the values in blocks of 2**20,
+    so the rounding buffer stays in cache and a large matrix is read from memory once. NaN
+    propagates into the minimum and maximum and is not a whole number; infinity is kept in
+    the maximum (a caller that needs finite values checks it). Non-numeric data are not whole.
+
+    Examples
+    --------
+    >>> integer_summary(np.array([[0.0, 3.0], [-1.0, 2.0]]))
+    (True, np.float64(-1.0), np.float64(3.0))
+    """
+    data = values_of(matrix)
+    if data.size == 0:
+        return True, 0.0, 0.0
+    kind = data.dtype.kind
+    if kind in "iub":
+        return True, data.min(), data.max()
+    if kind != "f":
+        return False, np.nan, np.nan
+    integer, lo, hi = True, data.dtype.type(np.inf), data.dtype.type(-np.inf)
+    buf = np.empty(min(data.size, _BLOCK), dtype=data.dtype)
+    for start in range(0, data.size, _BLOCK):
+        block = data[start : start + _BLOCK]
+        lo = np.minimum(lo, block.min())  # np.minimum propagates NaN, builtin min does not
+        hi = np.maximum(hi, block.max())
+        if integer:
+            out = buf[: block.size]
+            np.rint(block, out=out)
+            integer = bool(np.array_equal(out, block))  # NaN != NaN: NaN is not whole
+    return integer, lo, hi
 
 
 def is_integer_matrix(matrix) -> bool:
@@ -96,20 +140,8 @@ def is_integer_matrix(matrix) -> bool:
     >>> is_integer_matrix(np.array([[0.5, 2.0]]))
     False
     """
-    values = _values(matrix)
-    if values.size == 0:
-        return True
-    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
-        return bool(values.min() >= 0) if np.issubdtype(values.dtype, np.integer) else True
-    if not np.issubdtype(values.dtype, np.floating):
-        return False
-    # in blocks, so that a large dense matrix is not copied whole
-    flat = values.reshape(-1)
-    for start in range(0, flat.size, _BLOCK):
-        block = flat[start : start + _BLOCK]
-        if not np.isfinite(block).all() or block.min() < 0 or np.any(block != np.round(block)):
-            return False
-    return True
+    integer, lo, hi = integer_summary(matrix)
+    return bool(integer and lo >= 0 and np.isfinite(hi))
 
 
 def check_finite(matrix, *, name: str) -> None:
@@ -119,7 +151,7 @@ def check_finite(matrix, *, name: str) -> None:
     --------
     >>> check_finite(np.zeros((2, 2)), name="layer 'x'")
     """
-    values = _values(matrix)
+    values = values_of(matrix)
     if np.issubdtype(values.dtype, np.number) and not np.issubdtype(values.dtype, np.integer):
         bad = int(np.size(values) - np.isfinite(values).sum())
         if bad:
@@ -142,7 +174,7 @@ def check_counts(adata: AnnData, layer: str | None, *, param: str = "layer") -> 
     matrix = get_matrix(adata, layer)
     label = layer_label(layer)
     check_finite(matrix, name=label)
-    values = _values(matrix)
+    values = values_of(matrix)
     if values.size and np.issubdtype(values.dtype, np.number):
         if values.min() < 0:
             problem = f"negative values (minimum {values.min():g})"

@@ -17,88 +17,11 @@ import pandas as pd
 from scipy import sparse
 
 from .._errors import GclFormatError
+from .._validate import values_of
 
 #: Integer-valued matrices are stored as float32 when every value is at most this large, because
 #: float32 represents every integer up to 2**24 exactly.
 FLOAT32_EXACT_MAX = 2**24
-
-_CHUNK = 1 << 20
-
-
-def values_of(X) -> np.ndarray:
-    """The stored values of a dense or sparse matrix as a flat array (a view, never a copy).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> values_of(np.eye(2)).tolist()
-    [1.0, 0.0, 0.0, 1.0]
-    """
-    if sparse.issparse(X):
-        if not hasattr(X, "data") or X.format not in {"csr", "csc", "coo"}:
-            X = X.tocsr()
-        return np.asarray(X.data)
-    arr = np.asarray(X)
-    return arr.reshape(-1) if arr.flags.c_contiguous else arr.ravel(order="K")
-
-
-def summarise(X) -> tuple[bool, float, float]:
-    """Whether ``X`` is integer-valued, and its smallest and largest stored value, in one pass.
-
-    The values are visited in chunks of 2**20, so the rounding buffer stays in cache and the
-    matrix is read from memory once. NaN propagates into the minimum and maximum, and NaN or
-    inf make the matrix non-integer.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> summarise(np.array([[0.0, 3.0], [-1.0, 2.0]]))
-    (True, np.float64(-1.0), np.float64(3.0))
-    """
-    data = values_of(X)
-    if data.size == 0:
-        return True, 0.0, 0.0
-    kind = data.dtype.kind
-    if kind in "iub":
-        return True, data.min(), data.max()
-    if kind != "f":
-        return False, np.nan, np.nan
-    integer, lo, hi = True, data.dtype.type(np.inf), data.dtype.type(-np.inf)
-    buf = np.empty(min(data.size, _CHUNK), dtype=data.dtype)
-    for start in range(0, data.size, _CHUNK):
-        chunk = data[start : start + _CHUNK]
-        lo = np.minimum(lo, chunk.min())  # np.minimum propagates NaN, builtin min does not
-        hi = np.maximum(hi, chunk.max())
-        if integer:
-            out = buf[: chunk.size]
-            np.rint(chunk, out=out)
-            integer = bool(np.array_equal(out, chunk))  # NaN != NaN: NaN is not integer
-    return integer, lo, hi
-
-
-def is_integer_valued(X) -> bool:
-    """Whether every stored value of ``X`` is a whole number (NaN and inf are not).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> is_integer_valued(np.array([[0.0, 3.0]])), is_integer_valued(np.array([[0.5, 3.0]]))
-    (True, False)
-    """
-    data = values_of(X)
-    kind = data.dtype.kind
-    if kind in "iub":
-        return True
-    if kind != "f":
-        return False
-    buf = np.empty(min(data.size, _CHUNK), dtype=data.dtype)
-    for start in range(0, data.size, _CHUNK):  # stops at the first chunk with a fraction
-        chunk = data[start : start + _CHUNK]
-        out = buf[: chunk.size]
-        np.rint(chunk, out=out)
-        if not np.array_equal(out, chunk):
-            return False
-    return True
 
 
 def as_float_counts(X):
@@ -162,7 +85,8 @@ def check_values(
 ) -> None:
     """Raise :class:`GclFormatError` if ``X`` holds NaN, infinite or (unless allowed) negative values.
 
-    Two reductions (min and max, which propagate NaN; or ``summary`` from :func:`summarise`)
+    Two reductions (min and max, which propagate NaN; or ``summary`` from
+    :func:`gclandscape._validate.integer_summary`)
     decide the common case; only a failing matrix is scanned again to count the offending
     values and name the first one.
 

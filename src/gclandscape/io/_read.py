@@ -19,14 +19,8 @@ from scipy import sparse
 from .._errors import GclError, GclFileNotFoundError, GclFormatError
 from .._keys import Key
 from .._utils import logger
-from ._checks import (
-    as_float_counts,
-    check_not_empty,
-    check_values,
-    is_integer_valued,
-    summarise,
-    warn_and_make_unique,
-)
+from .._validate import integer_summary, is_integer_matrix
+from ._checks import as_float_counts, check_not_empty, check_values, warn_and_make_unique
 
 #: Format names accepted by ``format=`` and what each one reads.
 FORMATS: dict[str, str] = {
@@ -486,12 +480,12 @@ def _read_10x_mtx(path: Path) -> ad.AnnData:
         )
     if sparse.issparse(M):
         M = M.tocoo() if M.format != "coo" else M
-        if is_integer_valued(M):
+        if is_integer_matrix(M):
             M = as_float_counts(M)
         X = (M if transposed else M.T).tocsr()
     else:  # array (dense) Matrix Market files
         X = np.asarray(M if transposed else M.T)
-        if is_integer_valued(X):
+        if is_integer_matrix(X):
             X = as_float_counts(X)
     del M
     var: dict[str, np.ndarray] = {"gene_ids": features[0].to_numpy()}
@@ -806,11 +800,11 @@ def _finish(adata: ad.AnnData, path: Path, fmt: str) -> ad.AnnData:
         return adata
     if not sparse.issparse(X) and not isinstance(X, np.ndarray):
         X = adata.X = np.asarray(X)
-    summary = summarise(X)
+    summary = integer_summary(X)
     integer = summary[0]
     if integer and fmt in _COUNT_FORMATS and X.dtype != np.float32:
         X = adata.X = as_float_counts(X)
-        summary = summarise(X)
+        summary = integer_summary(X)
     # AnnData stores may hold processed values (scaled, centred): negative values are fine
     # there unless .X holds whole numbers, i.e. counts.
     store = fmt not in _COUNT_FORMATS
