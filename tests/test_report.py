@@ -348,3 +348,25 @@ def test_report_renders_in_headless_chromium(fast_run, tmp_path):
             assert (width, height) == image.size
     assert probe["errors"] == []
     assert console == [], "console messages:\n" + "\n".join(console)
+
+
+def test_umap_figure_is_scanpys_embedding_and_writes_nothing():
+    import anndata as ad
+
+    rng = np.random.default_rng(0)
+    adata = ad.AnnData(
+        np.zeros((40, 2)),
+        obs=pd.DataFrame(
+            {"group": pd.Categorical(rng.choice(["Ery", "Mk", "Mono"], 40)), "t": rng.random(40)}
+        ),
+    )
+    xy = rng.normal(size=(40, 2))
+    fig = _report.embedding_figure(xy, obs=adata.obs, color="group", title="cells")
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["Ery", "Mk", "Mono"]
+    np.testing.assert_allclose(ax.collections[0].get_offsets(), xy)  # scanpy draws all cells
+    assert ax.get_title() == "cells"
+    fig = _report.embedding_figure(xy, obs=adata.obs, color="t")
+    assert len(fig.axes) == 2  # a colour bar for numbers
+    assert list(adata.uns.keys()) == []  # scanpy's palette did not land in the data

@@ -2,9 +2,8 @@
 and the self-contained ``report.html``.
 
 Pure output helpers for :mod:`gclandscape.cli`; they compute nothing that the pipeline steps
-have not computed. matplotlib is imported inside the figure helper only, and figures are
-drawn on a :class:`matplotlib.figure.Figure` (Agg canvas), never through ``pyplot``, so the
-caller's backend is left alone and nothing is ever shown.
+have not computed. scanpy and matplotlib are imported inside the figure helper only; the UMAPs
+are scanpy's :func:`scanpy.pl.embedding` figures, and nothing is ever shown.
 """
 
 from __future__ import annotations
@@ -107,73 +106,39 @@ def write_table(
     return path
 
 
-def _palette(n: int) -> list:
-    from matplotlib import colormaps
-
-    if n <= 10:
-        return [colormaps["tab10"](i) for i in range(n)]
-    if n <= 20:
-        return [colormaps["tab20"](i) for i in range(n)]
-    cmap = colormaps["turbo"]
-    return [cmap(i / max(n - 1, 1)) for i in range(n)]
-
-
 def embedding_figure(
     coords: np.ndarray,
     *,
-    labels: pd.Series | None = None,
-    values: np.ndarray | None = None,
+    obs: pd.DataFrame | None = None,
+    color: str | None = None,
     title: str = "",
-    xlabel: str = "UMAP1",
-    ylabel: str = "UMAP2",
+    basis: str = "umap",
 ):
-    """A scatter plot of a 2-D embedding, coloured by ``labels`` (categorical) or by continuous
-    ``values`` (with a colour bar) when given.
+    """scanpy's :func:`scanpy.pl.embedding` of a 2-D embedding, coloured by ``obs[color]``
+    (categorical: a legend; numeric: a colour bar), returned as a Figure; nothing is shown.
 
-    Returns the :class:`matplotlib.figure.Figure`; nothing is shown.
+    scanpy stores a colour palette in ``.uns`` of the AnnData it draws; it draws a light
+    AnnData here that shares ``coords`` and the one column, so no one's data are written to.
+
+    Examples
+    --------
+    >>> xy = np.random.default_rng(0).normal(size=(30, 2))
+    >>> obs = pd.DataFrame({"group": pd.Categorical(["a", "b", "c"] * 10)})
+    >>> type(embedding_figure(xy, obs=obs, color="group", title="cells")).__name__
+    'Figure'
     """
-    from matplotlib.figure import Figure
+    import anndata as ad
+    import scanpy as sc
 
-    fig = Figure(figsize=(6.5, 5.0), layout="constrained")
-    ax = fig.add_subplot()
-    size = float(np.clip(12000 / max(len(coords), 1), 1.0, 40.0))
-    if values is not None:
-        finite = np.isfinite(values)
-        art = ax.scatter(
-            coords[finite, 0], coords[finite, 1], s=size, c=values[finite], cmap="viridis",
-            linewidths=0, rasterized=True,
-        )  # fmt: skip
-        fig.colorbar(art, ax=ax, shrink=0.7)
-    elif labels is None:
-        ax.scatter(coords[:, 0], coords[:, 1], s=size, c="0.3", linewidths=0, rasterized=True)
-    else:
-        cats = labels.astype("category")
-        names = list(cats.cat.categories)
-        for name, color in zip(names, _palette(len(names))):
-            mask = (cats == name).to_numpy()
-            ax.scatter(
-                coords[mask, 0],
-                coords[mask, 1],
-                s=size,
-                color=color,
-                linewidths=0,
-                label=f"{name} ({int(mask.sum())})",
-                rasterized=True,
-            )
-        ax.legend(
-            title=labels.name,
-            loc="center left",
-            bbox_to_anchor=(1.01, 0.5),
-            frameon=False,
-            markerscale=max(1.0, 4.0 / math.sqrt(size)),
-            fontsize="small",
-        )
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title)
-    return fig
+    index = pd.RangeIndex(len(coords)).astype(str)
+    table = pd.DataFrame(index=index)
+    if color is not None:
+        table[color] = obs[color].to_numpy() if obs is not None else None
+    light = ad.AnnData(obs=table, obsm={f"X_{basis}": np.asarray(coords)})
+    return sc.pl.embedding(
+        light, basis, color=color, title=title, color_map="viridis", return_fig=True,
+        show=False,
+    )  # fmt: skip
 
 
 def save_figure(fig, path_stem: Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:

@@ -498,14 +498,13 @@ def step_plot(ctx: RunContext) -> None:
 
     work = ctx.work
     umap = np.asarray(work.obsm[Key.obsm.umap])
-    labels = work.obs[ctx.groupby] if ctx.groupby is not None else None
     title = f"{Path(ctx.input).name}: {ctx.adata.n_obs} cells"
-    fig = _report.embedding_figure(umap, labels=labels, title=title)
+    fig = _report.embedding_figure(umap, obs=work.obs, color=ctx.groupby, title=title)
     _save(ctx, fig, "umap", "UMAP of the latent cell states" + (
         f", coloured by {ctx.groupby}" if ctx.groupby else ""))  # fmt: skip
     if Key.obs.pseudotime in work.obs:
         fig = _report.embedding_figure(
-            umap, values=work.obs[Key.obs.pseudotime].to_numpy(), title=f"{title}: pseudotime"
+            umap, obs=work.obs, color=Key.obs.pseudotime, title=f"{title}: pseudotime"
         )
         _save(ctx, fig, "umap_pseudotime", "UMAP coloured by diffusion pseudotime")
     if Key.uns.genome not in work.uns:
