@@ -17,7 +17,7 @@ True
 from __future__ import annotations
 
 from ._device import resolve_device
-from ._fields import BooleanHillField, LinearField, SigmoidField
+from ._fields import BooleanHillField, ClampedField, LinearField, SigmoidField
 from ._fixed_points import (
     FixedPoints,
     classify_fixed_points,
@@ -30,6 +30,7 @@ from ._paths import TransitionPath, minimum_action_path, saddle_connections, tra
 
 __all__ = [
     "BooleanHillField",
+    "ClampedField",
     "FixedPoints",
     "LinearField",
     "SigmoidField",

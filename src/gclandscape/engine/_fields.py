@@ -16,7 +16,7 @@ import torch
 
 from .._errors import GclError
 
-__all__ = ["BooleanHillField", "LinearField", "SigmoidField"]
+__all__ = ["BooleanHillField", "ClampedField", "LinearField", "SigmoidField"]
 
 _BLAS_DTYPES = (torch.float32, torch.float64)
 
@@ -357,3 +357,42 @@ def _int_power(x: torch.Tensor, n: int) -> torch.Tensor:
         if n:
             base = base * base
     return out
+
+
+class ClampedField(torch.nn.Module):
+    """A vector field whose clamped genes do not move: ``dx_i/dt = 0`` for ``i`` in ``genes``.
+
+    Wraps any engine field (an overexpressed gene is held at its level, so the fixed points
+    of a clamped genome are those of this field). It is a ``torch.nn.Module`` that holds a
+    module field as a child, so ``.to(torch.float64)`` (the fixed-point search's float64
+    copy) converts the wrapped model too.
+
+    Parameters
+    ----------
+    field
+        Vector field ``field(t, x, args) -> dx/dt`` on ``(n, n_genes)`` tensors.
+    genes
+        Indices of the clamped genes.
+    n_genes
+        Number of genes of the field.
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = ClampedField(LinearField([[-1.0, 0.0], [0.0, -1.0]]), [1], 2)
+    >>> f(0.0, torch.ones(1, 2)).tolist()
+    [[-1.0, -0.0]]
+    """
+
+    def __init__(self, field: Any, genes: Sequence[int] | np.ndarray, n_genes: int) -> None:
+        super().__init__()
+        self.base = field if isinstance(field, torch.nn.Module) else None
+        self.plain = None if self.base is not None else field
+        keep = torch.ones(int(n_genes), dtype=torch.float64)
+        keep[torch.as_tensor(np.asarray(genes, dtype=np.int64))] = 0.0
+        self.register_buffer("keep", keep)
+
+    def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
+        """``dx/dt`` of the wrapped field with the clamped genes' entries set to zero."""
+        f = (self.base if self.base is not None else self.plain)(t, x, args)
+        return f * self.keep.to(device=f.device, dtype=f.dtype)

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._defaults import RELAX_DT
 from .._errors import GclError
 from .._utils import logger, rng
 from ._device import resolve_device
@@ -301,7 +302,7 @@ def find_fixed_points(
     *,
     args: Any = None,
     t_max: float = 100.0,
-    dt: float = 0.1,
+    dt: float = RELAX_DT,
     conv_tol: float = 1e-4,
     tol: float = 1e-9,
     dedup_tol: float = 1e-4,

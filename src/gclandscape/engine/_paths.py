@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._defaults import DT, T_RELAX
 from .._errors import GclError
 from .._utils import logger
 from ._field_checks import VectorField, _as_states, _prepare_field
@@ -150,8 +151,8 @@ def minimum_action_path(
     noise: Any = 1.0,
     rtol: float = 1e-4,
     max_rounds: int = 100,
-    t_max: float = 200.0,
-    dt: float = 0.05,
+    t_max: float = T_RELAX,
+    dt: float = DT,
     fixed_tol: float = 1e-6,
     match_tol: float = 1e-3,
 ) -> TransitionPath:
@@ -329,8 +330,8 @@ def transition_paths(
     noise: Any = 1.0,
     rtol: float = 1e-4,
     max_rounds: int = 100,
-    t_max: float = 200.0,
-    dt: float = 0.05,
+    t_max: float = T_RELAX,
+    dt: float = DT,
     match_tol: float = 1e-2,
     fixed_tol: float = 1e-6,
 ) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._defaults import DT, T_RELAX
 from .._utils import logger
 from ._field_checks import VectorField, _as_states, _prepare_field
 from ._integrate import integrate
@@ -70,8 +71,8 @@ def saddle_connections(
     *,
     args: Any = None,
     eps: float = 1e-4,
-    t_max: float = 200.0,
-    dt: float = 0.05,
+    t_max: float = T_RELAX,
+    dt: float = DT,
     match_tol: float = 1e-2,
 ) -> np.ndarray:
     """Which attractors each saddle connects, from the two ends of its unstable manifold.

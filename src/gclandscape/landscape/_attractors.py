@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._defaults import RELAX_DT, T_RELAX
 from .._errors import GclError
 from .._utils import logger, rng
 from ._genome import Genome
@@ -16,10 +17,6 @@ from ._genome import Genome
 if TYPE_CHECKING:  # pragma: no cover
     pass
 
-#: Euler step of the deterministic basin and fixed-point integrations.
-DT = 0.1
-#: Longest deterministic development of a cell to its attractor.
-T_RELAX = 200.0
 #: Speed ``max |dx/dt|`` below which a developing cell counts as arrived.
 CONV_TOL = 1e-4
 #: At most this many observed states seed the fixed-point search (plus one jittered copy each).
@@ -41,27 +38,13 @@ def _analysis_field(genome: Genome) -> Any:
     A ``torch.nn.Module`` wrapping a module field, so the fixed-point search's float64 copy
     (``.to(torch.float64)``) converts the wrapped model too.
     """
-    import torch
+    from ..engine import ClampedField
 
     field = genome.field()
     clamp = genome._clamp()
     if clamp is None:
         return field
-    keep = torch.ones(genome.n_genes, dtype=torch.float64)
-    keep[torch.as_tensor(clamp[0])] = 0.0
-
-    class Clamped(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.base = field if isinstance(field, torch.nn.Module) else None
-            self.plain = None if self.base is not None else field
-            self.register_buffer("keep", keep)
-
-        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
-            f = (self.base if self.base is not None else self.plain)(t, x, args)
-            return f * self.keep.to(f.dtype)
-
-    return Clamped()
+    return ClampedField(field, clamp[0], genome.n_genes)
 
 
 def _relax_cells(
@@ -189,7 +172,7 @@ def _attractor_analysis(
         if clamp is not None:
             x0[:, clamp[0]] = clamp[1]
         with _Threads(1):
-            found = find_fixed_points(field, x0, dt=DT, nonnegative=True, seed=seed)
+            found = find_fixed_points(field, x0, dt=RELAX_DT, nonnegative=True, seed=seed)
         if clamp is not None:  # a clamped gene has no dynamics: keep points at its level
             found = found.select((np.abs(found.states[:, clamp[0]] - clamp[1]) <= 1e-6).all(axis=1))
         return found
@@ -197,7 +180,7 @@ def _attractor_analysis(
     fp = search(starts)
     near = 2e-2 * max(1.0, float(np.abs(states).max()))
     # every cell developed deterministically until it reaches an attractor's neighbourhood
-    ends, basin = _relax_cells(field, states, fp.attractors, dt=DT, t_max=T_RELAX, near=near)
+    ends, basin = _relax_cells(field, states, fp.attractors, dt=RELAX_DT, t_max=T_RELAX, near=near)
     if (basin < 0).any():
         # cells that ended elsewhere: attractors the subsampled starts missed (or cells still
         # moving); search again with their end states among the starts
@@ -276,7 +259,7 @@ def _attractor_analysis(
                 unstable.states[use],
                 noise=noise,
                 n_points=n_path_points,
-                dt=DT,
+                dt=RELAX_DT,
                 rtol=PATH_RTOL,
             )
         if len(tp):

@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._defaults import RELAX_DT
 from .._errors import GclDivergenceError
 from .._keys import Key
 from .._utils import logger, rng
-from ._attractors import DT, MAX_STARTS, N_BOX, _analysis_field, _attractor_analysis
+from ._attractors import MAX_STARTS, N_BOX, _analysis_field, _attractor_analysis
 from ._cell_states import _check_inputs, _model_states
 from ._energy import GRID, _basis, _drift_grid, _energy
 from ._landscape_result import Landscape
@@ -152,10 +153,11 @@ def fit_landscape(
             clamp=clamp,
         )
         # quasi-potential: long noisy development of observed cells, snapshots of the 2nd half
+        # (at the landscape's coarser relaxation step: long runs, statistics only)
         gen = rng(seed)
         pick = gen.choice(len(states), min(N_SIM, len(states)), replace=len(states) < N_SIM)
         _, _, snaps = genome.develop(
-            states[pick], t_max=T_SIM, dt=DT, seed=seed, n_save=2 * N_SNAP - 1
+            states[pick], t_max=T_SIM, dt=RELAX_DT, seed=seed, n_save=2 * N_SNAP - 1
         )
     except GclDivergenceError as err:
         gamma = np.asarray(genome.gamma, dtype=np.float64)
@@ -194,7 +196,7 @@ def fit_landscape(
         "basis_method": method,
         "seed": int(seed),
         "states": source,
-        "dt": DT,
+        "dt": RELAX_DT,
         "n_starts": int(min(MAX_STARTS, len(states)) * 2 + N_BOX),
         "n_sim": len(pick),
         "t_sim": T_SIM,
