@@ -1,0 +1,130 @@
+"""The steps of ``gclandscape run`` on the genome: fit_grn, the landscape, the knockout screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._context import RUN_N_NULL, RunContext, default_root, log
+from ._knockouts import check_knockouts, screen_genes
+
+
+def step_grn(ctx: RunContext) -> None:
+    """Infer the genome (fit_grn) on the pseudotime drift, or in steady-state mode."""
+    from .. import _report, get, landscape
+    from .._keys import Key
+
+    work = ctx.work
+    kwargs = {"time_key": Key.obs.pseudotime} if Key.obs.pseudotime in work.obs else {}
+    genome = landscape.fit_grn(work, seed=ctx.seed, n_bootstrap=ctx.n_bootstrap, **kwargs)
+    edges = get.grn_edges(work)
+    _report.write_table(edges, ctx.out / "grn_edges.csv", index=False)
+    ctx.files.append("grn_edges.csv")
+    params = work.uns[Key.uns.genome]["params"]
+    ctx.summary["grn"] = {
+        "mode": str(params["mode"]),
+        "n_genes": genome.n_genes,
+        "n_edges": len(edges),
+        "heldout_r2_median": round(float(params["val_r2_median"]), 3),
+        "n_bootstrap": ctx.n_bootstrap,
+    }
+    if ctx.knockouts:  # the genome may have dropped a zero-variance regulator
+        check_knockouts(ctx.knockouts, list(genome.genes))
+
+
+def step_landscape(ctx: RunContext) -> None:
+    """Attractors, saddles, paths and the quasi-potential grid -> attractors.csv, paths.csv,
+    landscape_grid.csv."""
+    import numpy as np
+    import pandas as pd
+
+    from .. import _report, landscape
+
+    land = landscape.fit_landscape(ctx.work, groupby=ctx.groupby, seed=ctx.seed)
+    _report.write_table(land.attractors, ctx.out / "attractors.csv", index=False)
+    _report.write_table(land.paths, ctx.out / "paths.csv", index=False)
+    grid = land.grid
+    yy, xx = np.meshgrid(np.asarray(grid["y"]), np.asarray(grid["x"]), indexing="ij")
+    table = pd.DataFrame(
+        {
+            "x": xx.ravel(),
+            "y": yy.ravel(),
+            "U": np.asarray(grid["U"]).ravel(),
+            "U_empirical": np.asarray(grid["U_empirical"]).ravel(),
+        }
+    )
+    _report.write_table(table, ctx.out / "landscape_grid.csv", index=False)
+    ctx.files += ["attractors.csv", "paths.csv", "landscape_grid.csv"]
+    att = land.attractors
+    ctx.summary["landscape"] = {
+        "n_attractors": len(att),
+        "attractors": {
+            str(r.label): {"basin_fraction": round(float(r.basin_fraction), 3),
+                           "purity": round(float(r.purity), 3)}
+            for r in att.itertuples()
+        },
+        "n_paths": len(land.paths),
+    }  # fmt: skip
+
+
+def step_screen(ctx: RunContext) -> None:
+    """Knock out every regulator (or the --knockout genes) with gcl.sim.screen -> screen.csv;
+    the strongest knockout is re-run with gcl.sim.perturb for its fate-shift figure."""
+    from .. import _report, sim
+    from .._keys import Key
+
+    work = ctx.work
+    if ctx.knockouts:
+        genes = [str(g) for g in ctx.knockouts]
+    else:
+        genes = screen_genes(work)
+        n_all = len(work.uns[Key.uns.genome]["genes"])
+        if len(genes) < n_all:
+            log.info(
+                "screen: the %d regulators with the strongest outgoing edges of %d (pass "
+                "--knockout GENE ... to choose others)", len(genes), n_all,
+            )  # fmt: skip
+    knockouts = {sim.Knockout(g).name: g for g in genes}
+    log.info("screen: %d knockouts, %d simulated cells each", len(genes), ctx.n_sim_cells)
+    root = default_root(ctx)
+    table = sim.screen(
+        work,
+        [sim.Knockout(g) for g in genes],
+        root=root,
+        n_cells=ctx.n_sim_cells,
+        seed=ctx.seed,
+        n_null=RUN_N_NULL,
+    )
+    _report.write_table(table, ctx.out / "screen.csv", index=False)
+    ctx.files.append("screen.csv")
+    work.uns[Key.uns.screen] = table  # results.h5ad keeps the screen too
+    ctx.screen = table
+    info: dict[str, Any] = {"n_knockouts": len(genes)}
+    if "delta" in table and len(table):
+        strength = (
+            table.assign(abs_delta=table["delta"].abs())
+            .groupby("perturbation", sort=False)["abs_delta"]
+            .max()
+        )
+        strongest = str(strength.idxmax())
+        info["strongest"] = strongest
+        info["max_abs_delta"] = round(float(strength.max()), 3)
+        info["lost_fates"] = {
+            str(name): sorted(map(str, rows.loc[rows["lost"].astype(bool), "fate"]))
+            for name, rows in table.groupby("perturbation", sort=False)
+            if rows["lost"].astype(bool).any()
+        }
+        ctx.strongest = sim.perturb(
+            work,
+            sim.Knockout(knockouts[strongest]),
+            root=root,
+            n_cells=ctx.n_sim_cells,
+            seed=ctx.seed,
+            decode=False,
+            n_null=0,
+        )
+    else:
+        info["note"] = (
+            "steady-state genome: no fates to shift; screen.csv has each knockout's change "
+            "of every regulator's steady state (log2fc)"
+        )
+    ctx.summary["screen"] = info
