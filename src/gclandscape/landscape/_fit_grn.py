@@ -142,6 +142,17 @@ def _fits_per_cell_drift(drift_params: dict) -> bool:
     return str(drift_params.get("deviation", "")).startswith(_LEGACY_CROSSGENE_LABEL)
 
 
+def _fidelity_inputs(
+    adata: AnnData, x: np.ndarray, groupby: str | None, time_key: str | None
+) -> tuple | None:
+    """Terminal types for the members' fidelity check, or None without labels or time."""
+    from ._ensemble import terminal_types
+
+    if groupby is None or time_key is None or time_key not in adata.obs:
+        return None
+    return terminal_types(x, adata.obs[groupby].to_numpy(), adata.obs[time_key].to_numpy())
+
+
 def fit_grn(
     adata: AnnData,
     *,
@@ -154,6 +165,7 @@ def fit_grn(
     prior: pd.DataFrame | None = None,
     l1: float | None = None,
     n_bootstrap: int = 5,
+    n_genomes: int = 1,
     seed: int = 0,
     device: str = "auto",
     key_added: str = Key.uns.genome,
@@ -188,6 +200,30 @@ def fit_grn(
       fixed point, so each gene's production is regressed on its regulators at the observed
       states (CellOracle's assumption). This is logged and recorded in the parameters.
 
+    **Ensemble mode** (``n_genomes=K > 1``): wild-type snapshots often cannot tell genomes
+    apart (a regulator and its follower explain a target equally well), so K member genomes
+    are fitted that differ in structure, not only in seed (:mod:`._ensemble`): member 0 is the
+    single-genome fit; each further member is fitted from scratch to a bootstrap resample of
+    the cells, at a connection cost spread around member 0's (× 0.5, 2, 0.7, 1.4, 0.35, 2.8,
+    cycled), without a random quarter of the candidate edges (as a random forest draws its
+    features: of two regulators that explain a target equally well, a fit keeps both, so
+    members differ where one is unavailable) and, when a ``prior`` is given, alternately
+    without and with it (with it, all of its edges are candidates). Their disagreement
+    measures what the data cannot decide (``member_share`` in
+    :func:`gclandscape.get.grn_edges`). Each member costs about one fit. Members that explain
+    some gene's drift worse than member 0 (R² lower by more than 0.1) are dropped
+    (``params["n_dropped_fit"]``). With ``groupby`` and a time signal, members that fail
+    wild-type fidelity are dropped and counted (``params["n_dropped_fidelity"]``; all drops
+    in ``params["n_dropped"]``): a member passes when every observed terminal cell type (the
+    ``groupby`` labels holding ≥ 10 % of the latest fifth of the cells by time) has a stable
+    fixed point of the member near its centroid (closer than half the distance to the nearest
+    other terminal centroid). If no member passes, all are kept with a warning naming the
+    fates no member regenerates, and ``params["reliable"]`` is False: a warning rather than
+    an error, so that the fit can still be inspected (and its landscape shows what is
+    missing). Without ``groupby`` or a time signal the check is skipped
+    (``params["wt_fidelity"]`` says so). The returned genome is the first kept member and
+    holds the others (``genome.n_members``, ``genome.member(i)``, iteration).
+
     Coordinates: linear expression scaled per gene to about [0, 1] (the drift's coordinates,
     :func:`gclandscape.tl.drift`); the per-gene scale is stored with the genome.
 
@@ -218,7 +254,11 @@ def fit_grn(
         Connection cost (group-lasso strength); default: a data-derived fraction of the value
         that empties the network (:func:`gclandscape.engine._grn_fit.default_l1`).
     n_bootstrap
-        Bootstrap refits over cells for the edge ``confidence`` (0 to skip).
+        Bootstrap refits over cells for the edge ``confidence`` (0 to skip); of member 0.
+    n_genomes
+        Number of member genomes; K > 1 is the ensemble mode (above). The default 1 fits one
+        genome, as before; the ensemble's default will be chosen on the benchmark suite's
+        dev split.
     seed
         Random seed (initialisation, minibatches, bootstrap).
     device
@@ -228,8 +268,9 @@ def fit_grn(
 
     Returns
     -------
-    The fitted :class:`~gclandscape.landscape.Genome`; also written to ``.uns[key_added]``
-    (with ``["params"]``), ``.varp[key_added]`` (target × source weights), and — when the
+    The fitted :class:`~gclandscape.landscape.Genome` (with its members in ensemble mode);
+    also written to ``.uns[key_added]`` (with ``["params"]``; an ensemble's members stacked
+    as plain arrays under ``["members"]``, see :mod:`gclandscape.landscape._members`), ``.varp[key_added]`` (target × source weights), and — when the
     drift was computed here — the drift layers of :func:`gclandscape.tl.drift`.
 
     Examples
@@ -247,7 +288,9 @@ def fit_grn(
     from ..engine._grn import edge_scores
     from ..engine._grn_fit import adaptive_penalty_weights, bootstrap_confidence, fit
     from ..tl._drift import _graph, expression_states, smooth_states
+    from ._ensemble import fit_ensemble, fit_member, member_specs
 
+    specs = member_specs(n_genomes, seed=seed, has_prior=prior is not None)
     gene_list = _select_genes(adata, genes)
     if groupby is not None and groupby not in adata.obs:
         raise GclError(
@@ -391,16 +434,43 @@ def fit_grn(
         confidence = bootstrap_confidence(
             x, dxdt, n_boot=int(n_bootstrap), model=model, pilot=pilot, seed=seed, **fit_kwargs
         )
-    scores = edge_scores(model, x)
-    genome = Genome._from_model(
-        gene_list,
-        model.to_dict(),
-        W=scores["weight"],
-        noise=0.05,
-        x_max=x.max(axis=0),
-        confidence=confidence,
-        info={"scale": np.asarray(scale, dtype=np.float64), "expression": source, "mode": mode},
-    )
+    info = {"scale": np.asarray(scale, dtype=np.float64), "expression": source, "mode": mode}
+
+    def genome_of(fitted: Any, conf: np.ndarray | None = None) -> Genome:
+        return Genome._from_model(
+            gene_list,
+            fitted.to_dict(),
+            W=edge_scores(fitted, x)["weight"],
+            noise=0.05,
+            x_max=x.max(axis=0),
+            confidence=conf,
+            info=info,
+        )
+
+    genome = genome_of(model, confidence)
+    if len(specs) > 1:
+        genome, ensemble_params = fit_ensemble(
+            genome,
+            specs,
+            fit_one=lambda spec: genome_of(
+                fit_member(
+                    spec,
+                    x=x,
+                    dxdt=dxdt,
+                    pilot=pilot,
+                    l1=result.l1,
+                    mask=mask,
+                    sign=sign,
+                    mode=mode,
+                    device=device,
+                )
+            ),
+            x=x,
+            dxdt=dxdt,
+            fidelity=_fidelity_inputs(adata, x, groupby, params.get("time_key")),
+        )
+        params.update(ensemble_params)
+    params["n_members"] = genome.n_members
     params.update(
         l1=float(result.l1),
         l1_rule=str(result.l1_rule),
