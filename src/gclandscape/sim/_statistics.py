@@ -55,9 +55,11 @@ def _bootstrap_means(D: np.ndarray, gen: np.random.Generator) -> np.ndarray:
 
     # scipy >= 1.15 names the generator ``rng``; older releases ``random_state``
     key = "rng" if "rng" in inspect.signature(bootstrap).parameters else "random_state"
+    # resamples in batches of at most ~5e6 values, so 10^5 cells do not build one 800 MB array
+    batch = max(1, int(5e6 // max(D.size, 1)))
     res = bootstrap(
         (D,), np.mean, axis=0, vectorized=True, n_resamples=N_BOOT, method="percentile",
-        **{key: gen},
+        batch=min(batch, N_BOOT), **{key: gen},
     )  # fmt: skip
     return np.asarray(res.bootstrap_distribution, dtype=np.float64).reshape(D.shape[1], -1)
 
