@@ -107,7 +107,7 @@ def saddle_connections(
     Examples
     --------
     >>> from gclandscape.engine import SigmoidField
-    >>> from gclandscape.engine._paths import saddle_connections
+    >>> from gclandscape.engine import saddle_connections
     >>> toggle = SigmoidField([[0.0, -10.0], [-10.0, 0.0]], b=5.0)
     >>> att = [[0.992812, 0.007188], [0.007188, 0.992812]]
     >>> sorted(saddle_connections(toggle, att, [[0.5, 0.5]])[0].tolist())

@@ -13,6 +13,16 @@ import numpy as np
 
 from .._errors import GclError
 from .._keys import Key
+from ._landscape_parts import (
+    _basis_labels,
+    _cell_colors,
+    _cell_energy,
+    _energy_grid,
+    _frame,
+    _index1,
+    _stable,
+    _z_on_grid,
+)
 from ._utils import (
     energy_levels,
     get_landscape,
@@ -26,16 +36,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from ..landscape import Landscape
-from ._landscape_parts import (
-    _basis_labels,
-    _cell_colors,
-    _cell_energy,
-    _energy_grid,
-    _frame,
-    _index1,
-    _stable,
-    _z_on_grid,
-)
 
 __all__ = ["landscape"]
 

@@ -8,6 +8,14 @@ import numpy as np
 
 from .._errors import GclError
 from .._keys import Key
+from ._landscape_parts import (
+    _basis_labels,
+    _cell_energy,
+    _energy_grid,
+    _frame,
+    _stable,
+    _z_on_grid,
+)
 from ._utils import (
     PERTURBED_COLOR,
     WT_COLOR,
@@ -25,14 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..landscape import Landscape
     from ..sim import PerturbationResult
-from ._landscape_parts import (
-    _basis_labels,
-    _cell_energy,
-    _energy_grid,
-    _frame,
-    _stable,
-    _z_on_grid,
-)
 
 __all__ = ["trajectories"]
 

@@ -8,6 +8,14 @@ import numpy as np
 
 from .._errors import GclError
 from .._keys import Key
+from ._landscape_parts import (
+    _basis_labels,
+    _cell_energy,
+    _energy_grid,
+    _frame,
+    _stable,
+    _z_on_grid,
+)
 from ._utils import (
     energy_levels,
     get_landscape,
@@ -20,14 +28,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from ..landscape import Landscape
-from ._landscape_parts import (
-    _basis_labels,
-    _cell_energy,
-    _energy_grid,
-    _frame,
-    _stable,
-    _z_on_grid,
-)
 
 __all__ = ["vector_field"]
 
