@@ -1,7 +1,6 @@
-"""Vector fields of edited genomes: production scaled per gene, and clamped genes held still.
+"""The vector field of a genome whose production is scaled per gene (knockout, knockdown).
 
-Torch Modules (built on first use, so importing the genome needs no torch) so that
-``.to(dtype)`` converts the base model too, as the fixed-point search does.
+Clamped genes (overexpression) are held still by :class:`gclandscape.engine.ClampedField`.
 """
 
 from __future__ import annotations
@@ -33,22 +32,3 @@ def edited_field(base: Any, gamma: np.ndarray, factor: np.ndarray):
             return k * (f + g * x) - g * x
 
     return EditedField()
-
-
-def clamped_field(base: Any, idx: np.ndarray):
-    """A field whose clamped genes do not move (fixed points of overexpressed genomes)."""
-    import torch
-
-    class ClampedField(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.base = base if isinstance(base, torch.nn.Module) else None
-            self._plain = None if self.base is not None else base
-
-        def forward(self, t: float, x: torch.Tensor, args: Any = None) -> torch.Tensor:
-            f = (self.base if self.base is not None else self._plain)(t, x, args)
-            keep = torch.ones(f.shape[-1], dtype=f.dtype, device=f.device)
-            keep[torch.as_tensor(idx)] = 0.0
-            return f * keep
-
-    return ClampedField()

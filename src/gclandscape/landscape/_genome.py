@@ -405,8 +405,7 @@ class Genome:
         >>> fp["type"].tolist(), round(float(fp["A"][0]), 6)
         (['stable'], 1.0)
         """
-        from ..engine import find_fixed_points
-        from ._edited_fields import clamped_field
+        from ..engine import ClampedField, find_fixed_points
 
         rng = np.random.default_rng(seed)
         box = rng.uniform(0.0, 1.0, size=(int(n_starts), self.n_genes)) * self.x_max
@@ -415,7 +414,7 @@ class Genome:
         field = self.field()
         clamp = self._clamp()
         if clamp is not None:
-            field = clamped_field(field, clamp[0])
+            field = ClampedField(field, clamp[0], self.n_genes)
             box[:, clamp[0]] = clamp[1]
         fp = find_fixed_points(field, box, seed=seed, nonnegative=True)
         return fp.to_frame(self.genes)
