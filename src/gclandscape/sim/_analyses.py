@@ -13,7 +13,14 @@ from .._errors import GclError
 from .._keys import Key
 from .._utils import logger, rng
 from ..landscape._perturbations import EDGE, Edit, Knockout, Perturbation
-from ._simulation import NOVEL, STEADY_STATE, build_setup, check_n_cells, simulate
+from ._simulation import (
+    NOVEL,
+    STEADY_STATE,
+    build_setup,
+    check_memory,
+    check_n_cells,
+    simulate,
+)
 from ._statistics import MIN_FRACTION, fate_order
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,7 +37,7 @@ def _fractions(labels: np.ndarray, fates: list[str]) -> np.ndarray:
     return np.array([np.mean(labels == f) for f in fates], dtype=np.float64)
 
 
-def _developmental_setup(adata, genome_key, landscape_key, root, what):
+def _developmental_setup(adata, genome_key, landscape_key, root, what, n_cells):
     setup = build_setup(adata, genome_key=genome_key, landscape_key=landscape_key, root=root)
     if setup.mode == STEADY_STATE:
         raise GclError(
@@ -39,6 +46,7 @@ def _developmental_setup(adata, genome_key, landscape_key, root, what):
             "(fit_grn(adata, time_key=...) or root=/groupby=), or use gcl.sim.perturb / screen "
             "for expression changes."
         )
+    check_memory(setup, n_cells, n_save=None)
     return setup
 
 
@@ -196,15 +204,16 @@ def mutational_scan(
     if not isinstance(n_mutations, (int, np.integer)) or n_mutations < 1:
         raise GclError(f"n_mutations must be a positive integer, got {n_mutations!r}.")
     n_cells = check_n_cells(n_cells)
-    setup = _developmental_setup(adata, genome_key, landscape_key, root, "mutational_scan")
+    setup = _developmental_setup(adata, genome_key, landscape_key, root, "mutational_scan", n_cells)
     genome = setup.genome_obj()
     mutants = _mutants(genome, int(n_mutations), kinds, seed)
     wt = simulate(setup, None, n_cells=n_cells, seed=seed)
-    sims = [
-        simulate(setup, p, n_cells=n_cells, seed=seed)
+    # only the labels are kept: a thousand mutants' end states would not fit in memory
+    labels = [
+        simulate(setup, p, n_cells=n_cells, seed=seed).labels
         for _, p in tqdm(mutants, desc="mutational scan", unit="mutant", disable=not progress)
     ]
-    fates = fate_order(setup.ref_labels, wt.labels, *(s.labels for s in sims))
+    fates = fate_order(setup.ref_labels, wt.labels, *labels)
     f_wt = _fractions(wt.labels, fates)
     present = (f_wt >= MIN_FRACTION) & (np.array(fates) != NOVEL)
     rows = []
@@ -212,8 +221,8 @@ def mutational_scan(
     pleio: dict[tuple[str, str], list[int]] = {}
     # end states far from every wild-type attractor already in the wild type do not count
     novel_wt = float(f_wt[fates.index(NOVEL)]) if NOVEL in fates else 0.0
-    for (kind, p), sim in zip(mutants, sims):
-        f = _fractions(sim.labels, fates)
+    for (kind, p), lab in zip(mutants, labels):
+        f = _fractions(lab, fates)
         delta = f - f_wt
         novel = float(f[fates.index(NOVEL)]) if NOVEL in fates else 0.0
         robust = bool(np.all(np.abs(delta[present]) <= MOVE) and np.all(f[present] > 0))
@@ -321,7 +330,7 @@ def epistasis(
     if len(genes) < 2:
         raise GclError(f"epistasis needs at least two distinct genes, got {genes}.")
     n_cells = check_n_cells(n_cells)
-    setup = _developmental_setup(adata, genome_key, landscape_key, root, "epistasis")
+    setup = _developmental_setup(adata, genome_key, landscape_key, root, "epistasis", n_cells)
     Knockout(genes).check(setup.genome_obj().genes)
     wt = simulate(setup, None, n_cells=n_cells, seed=seed)
     singles = {g: simulate(setup, Knockout(g), n_cells=n_cells, seed=seed) for g in genes}
