@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
 
-_EXPORTS = {"fit": "._model", "load": "._model", "LatentModel": "._model"}
+_EXPORTS = {"fit": "._fit", "load": "._persist", "LatentModel": "._model"}
 
 __all__ = ["LatentModel", "fit", "load"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._model import LatentModel, fit, load
+    from ._fit import fit
+    from ._model import LatentModel
+    from ._persist import load
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
