@@ -138,10 +138,10 @@ def run_pipeline(
             adata, folder, input=input, groupby=groupby, root=root, epochs=epochs, seed=seed,
             knockouts=knockouts, n_bootstrap=n_bootstrap, n_sim_cells=n_sim_cells, steps=steps,
         )  # fmt: skip
-    except BaseException:  # an interrupted or failed run leaves --out as it was
+        ctx.out = folder.commit()
+    except BaseException:  # an interrupted or failed run (or move) leaves --out as it was
         folder.discard()
         raise
-    ctx.out = folder.commit()
     ctx.figures = {k: (ctx.out / Path(p).name, c) for k, (p, c) in ctx.figures.items()}
     return ctx
 
