@@ -74,6 +74,7 @@ def step_recipe(ctx: RunContext) -> None:
     import numpy as np
 
     from .. import pp
+    from .._keys import Key
 
     src = ctx.adata
     work = src.copy()
@@ -89,7 +90,7 @@ def step_recipe(ctx: RunContext) -> None:
     else:
         pp.recipe(work, n_top_genes=min(2000, work.n_vars))
         ctx.summary["recipe"] = {
-            k: v for k, v in work.uns.get("gcl_recipe", {}).items() if k != "params"
+            k: v for k, v in work.uns.get(Key.uns.recipe, {}).items() if k != "params"
         }
     if ctx.groupby is not None:
         work.obs[ctx.groupby] = _as_categorical(work.obs[ctx.groupby])
@@ -101,6 +102,7 @@ def step_recipe(ctx: RunContext) -> None:
 def step_latent(ctx: RunContext) -> None:
     """Latent cell states with scVI (counts only)."""
     from .. import latent
+    from .._keys import Key
 
     if ctx.counts is None:
         ctx.summary["latent"] = "skipped: the input has no counts"
@@ -112,7 +114,7 @@ def step_latent(ctx: RunContext) -> None:
         seed=ctx.seed,
         train_kwargs={"batch_size": RUN_BATCH_SIZE, "early_stopping_patience": 10},
     )
-    params = ctx.work.uns.get("gcl_latent", {})
+    params = ctx.work.uns.get(Key.uns.latent, {})
     ctx.summary["latent"] = {
         "model": "scvi",
         "n_latent": int(model.n_latent),
