@@ -55,6 +55,7 @@ def test_knockout_lost_in_one_member_of_two_gives_p_lost_one_half(pair):
     assert f.loc["B-high", "p_lost"] == 0.0
     assert res.lost_fates == ["A-high"]  # p_lost >= 0.5
     assert res.params["n_genomes"] == 2
+    assert res.trajectories["wt"].shape == (len(res.times), 50, 2)  # the first member's paths
     # each member alone: G1 keeps A-high untouched (F only follows), G2 loses all of it
     one = perturb_members(pair, gcl.sim.Knockout("F"), [G1], **KW).fates
     two = perturb_members(pair, gcl.sim.Knockout("F"), [G2], **KW).fates

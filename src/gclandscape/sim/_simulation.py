@@ -446,15 +446,15 @@ def simulate(
     """Develop ``n_cells`` start cells under every (mutated) member and name the end states.
 
     The start cells and the noise depend on ``seed`` only, so every member and both
-    conditions see the same ones."""
+    conditions see the same ones. ``n_save`` snapshots are kept for the first member."""
     gen = rng(seed)
     x0 = setup.starts[gen.integers(0, len(setup.starts), n_cells)]
     out = []
-    for genome in setup.genomes():
+    for k, genome in enumerate(setup.genomes()):
         if perturbation is not None:
             genome = genome.mutate(perturbation)
         times = snaps = None
-        if n_save:
+        if n_save and k == 0:  # the trajectories show the first member's cells only
             end, times, snaps = genome.develop(x0, t_max=T_DEVELOP, dt=DT, seed=seed, n_save=n_save)
         else:
             end = genome.develop(x0, t_max=T_DEVELOP, dt=DT, seed=seed)
