@@ -203,3 +203,10 @@ def test_download_checksum_mismatch(server, cache, monkeypatch):
     with pytest.raises(GclDownloadError, match="checksum"):
         prior_network("human")  # the real CollecTRI MD5 does not match the served file
     assert not (cache / _prior.COLLECTRI_FILENAME).exists()
+
+
+def test_exported_from_gcl_datasets():
+    import gclandscape as gcl
+
+    assert gcl.datasets.prior_network is prior_network
+    assert "prior_network" in gcl.datasets.__all__

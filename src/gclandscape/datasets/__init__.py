@@ -4,7 +4,9 @@
 own engine, with its truth); ``simulate`` turns any Boolean-rule or signed-edge network into
 counts plus truth; ``krumsiek11`` and ``toggleswitch`` are the ones scanpy ships; ``paul15``
 downloads (once, with a checksum) or reads the full Paul et al. 2015 dataset;
-``random_network`` draws a random Boolean network that branches into at least two fates.
+``random_network`` draws a random Boolean network that branches into at least two fates;
+``prior_network`` downloads (once, with a checksum) or reads a curated signed TF → target
+network (CollecTRI) to use as ``fit_grn``'s prior.
 
 Functions load their module on first use so ``import gclandscape`` stays light.
 """
@@ -22,6 +24,7 @@ _EXPORTS = {
     "toggleswitch": "._builtin",
     "paul15": "._paul15",
     "random_network": "._random",
+    "prior_network": "._prior",
     "available": "._registry",
     "load": "._registry",
 }
@@ -32,6 +35,7 @@ __all__ = [
     "load",
     "myeloid",
     "paul15",
+    "prior_network",
     "random_network",
     "simulate",
     "toggleswitch",
@@ -41,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._builtin import krumsiek11, toggleswitch
     from ._myeloid import myeloid
     from ._paul15 import paul15
+    from ._prior import prior_network
     from ._random import random_network
     from ._registry import available, load
     from ._simulate import simulate
