@@ -402,9 +402,11 @@ def test_blocked_kernel_multiplies_through_numpy_and_restores_blas_threads(monke
     # BLAS thread count is back afterwards, also when the run fails
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    import gclandscape.engine._blas_choice as blas_choice
     import gclandscape.engine._noise as noise_mod
 
     monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)
+    monkeypatch.setattr(blas_choice, "MATMUL_BACKEND", "numpy")  # not measured: numpy's BLAS
     calls = []
     matmul = np.matmul
     monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
@@ -420,6 +422,38 @@ def test_blocked_kernel_multiplies_through_numpy_and_restores_blas_threads(monke
             integrate(SigmoidField(np.zeros((6, 6)), gamma=-50.0), x0 + 1e30, t_max=5.0,
                       dt=0.5, check_every=1, num_threads=2)  # fmt: skip
         assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+
+
+def test_block_product_through_torch_gives_the_numpy_paths_up_to_rounding(monkeypatch):
+    # the kernel's block product may run through torch's BLAS (chosen where it measures
+    # faster); it must compute the same paths, and then numpy's matmul is not called
+    import gclandscape.engine._blas_choice as blas_choice
+    import gclandscape.engine._noise as noise_mod
+
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)
+    x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1))
+    calls = []
+    matmul = np.matmul
+    monkeypatch.setattr(np, "matmul", lambda *a, **k: calls.append(1) or matmul(*a, **k))
+    ends = {}
+    for backend in ("numpy", "torch"):
+        monkeypatch.setattr(blas_choice, "MATMUL_BACKEND", backend)
+        calls.clear()
+        ends[backend] = integrate(
+            _sigmoid_case(), x0, t_max=1.0, dt=0.05, noise=0.1, seed=3, num_threads=2
+        ).x
+        assert len(calls) == (20 * 5 if backend == "numpy" else 0)
+    diff = (ends["numpy"] - ends["torch"]).abs().max().item()
+    assert diff < 1e-4
+    assert (ends["numpy"] - x0).abs().max().item() > 0.05  # the cells moved
+
+
+def test_block_product_keeps_numpy_unless_torch_is_clearly_faster():
+    from gclandscape.engine._blas_choice import TORCH_MARGIN, pick_backend
+
+    assert pick_backend(2.0, 1.0) == "torch"
+    assert pick_backend(TORCH_MARGIN * 0.99, 1.0) == "numpy"  # a near tie keeps numpy's
+    assert pick_backend(1.0, 1.5) == "numpy"
 
 
 def test_blocked_kernel_does_not_touch_a_gene_major_input(monkeypatch):

@@ -153,20 +153,22 @@ class SigmoidField(_Field):
         work: torch.Tensor | None,
         *,
         exact: bool = True,
+        blas: str = "numpy",
     ) -> None:
         """The drift written gene-major into ``out`` (``(n_genes, n_cells)``), no allocation.
 
         ``xt`` is the gene-major state and ``work`` a scratch buffer of its shape (used only
         with ``exact``; may be ``None`` without it). With ``exact`` the values equal
         ``self(t, xt.T, args).T`` operation for operation; without it, on the CPU, the
-        product runs through numpy's BLAS (call it inside ``threadpool_limits``) and the decay
-        is subtracted in one fused pass (``addcmul``): equal up to rounding. Used by
-        :func:`~gclandscape.engine.integrate`.
+        product runs through the BLAS named by ``blas`` (``"numpy"``: call it inside
+        ``threadpool_limits``; ``"torch"``) and the decay is subtracted in one fused pass
+        (``addcmul``): equal up to rounding. Used by :func:`~gclandscape.engine.integrate`.
         """
         p = self._override(self.params(xt), args, xt)
-        if not exact and xt.device.type == "cpu" and xt.dtype in _BLAS_DTYPES and p["W"].ndim == 2:
-            # numpy's BLAS measured the faster kernel (benchmarks/README.md, "Simulation
-            # speed"); the caller limits it to one thread per worker
+        numpy_blas = blas == "numpy" and xt.device.type == "cpu" and xt.dtype in _BLAS_DTYPES
+        if not exact and numpy_blas and p["W"].ndim == 2:
+            # the caller measured numpy's BLAS the faster here (engine/_blas_choice.py) and
+            # limits it to one thread per worker
             np.matmul(p["W"].detach().numpy(), xt.numpy(), out=out.numpy())
             out.add_(_gene_major(p["b"]))
         else:

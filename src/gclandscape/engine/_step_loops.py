@@ -19,6 +19,7 @@ import torch
 from threadpoolctl import ThreadpoolController
 
 from .._errors import GclDivergenceError
+from ._blas_choice import matmul_backend
 from ._field_checks import VectorField
 from ._noise import _cells, _Normals, _randn
 
@@ -228,7 +229,7 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                     b = blocks[k]
                     xb = b["x"]
                     # fused passes, each rounded once where the plain loop rounds twice
-                    drift_gm(t, xb, b["args"], b["d"], None, exact=False)
+                    drift_gm(t, xb, b["args"], b["d"], None, exact=False, blas=blas)
                     xb.add_(b["d"], alpha=h)
                     if b["sigma"] is not None:
                         eps = b["gen"].fill_(b["eps"])
@@ -254,9 +255,11 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    # one BLAS thread per worker: the sigmoid field multiplies through numpy's BLAS here
+    # one BLAS thread per worker: the sigmoid field multiplies through numpy's or torch's
+    # BLAS here, whichever measured faster on this CPU
     blas_limit = _blas_controller().limit(limits=1, user_api="blas")
     try:
+        blas = matmul_backend(x.shape[1], x.dtype) if x.device.type == "cpu" else "torch"
         if n_workers == 1:
             work(list(range(len(blocks))))
         else:
