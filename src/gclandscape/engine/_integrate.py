@@ -185,9 +185,9 @@ def integrate(
     share the blocks with no synchronisation between steps: the noise, which a single
     generator would draw serially (as long as the matrix product at G = 300), is drawn in
     parallel, and the per-step passes stay in cache; the block's matrix product runs through
-    numpy's BLAS, one thread per worker (measured the faster there: ``benchmarks/README.md``,
-    "Simulation speed"). Other fields draw the next
-    step's noise in a background thread while the current step computes. None of this
+    numpy's or torch's BLAS, whichever measured faster on this CPU
+    (:mod:`gclandscape.engine._blas_choice`), one thread per worker. Other fields draw the
+    next step's noise in a background thread while the current step computes. None of this
     changes a value beyond rounding (the matrix product per block and its library; in
     blocks, the decay and the noise are added in fused passes ``addcmul`` /
     ``add(alpha=)``, rounded once): a seed gives the paths of the plain out-of-place
