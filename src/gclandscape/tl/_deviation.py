@@ -87,13 +87,8 @@ def crossgene_deviation(
     moments) and a diagonal Gaussian prior on the true deviation ``delta``; loadings and
     prior are fitted by EM within each of :data:`N_CLUSTERS` k-means clusters of ``m``
     (scikit-learn). Returned is the average of the posterior mean of ``delta`` and the
-    neighbourhood's estimate ``S^2 xs - S^8 xs`` (the two err differently). Measured on
-    ``gcl.datasets.myeloid`` (6 seeds): the posterior mean correlates with the true
-    deviation at median r 0.48–0.55 against 0.38 for ``S^2 xs - S^8 xs``; with 30 or 100 of
-    the 300 target genes kept, the posterior mean alone made the drift 0.01–0.02 worse than
-    the neighbourhood estimate and the average 0.005–0.02 better; with all 300 the average
-    gives up 0.003–0.009 of the posterior mean's gain, and lifts the drift's median r by
-    about 0.05 (``benchmarks/latent.py --drift-only``).
+    neighbourhood's estimate ``S^2 xs - S^8 xs`` (the two err differently; the average measured
+    best: ``benchmarks/README.md``, "Drift accuracy").
 
     Parameters
     ----------

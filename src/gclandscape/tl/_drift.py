@@ -166,21 +166,11 @@ def drift(
         diffusion pseudotime (already smooth on the graph), 4 for any other clock (simulation
         time, time points), which is noisy among cells in the same state.
     restoring
-        Weight of the restoring term; 0 leaves the path velocity alone. Measured on the
-        myeloid default (UMI counts; ``benchmarks/latent.py --drift-only``, median r
-        against the true dx/dt, simulation clock / pseudotime, mean over seeds 0–2, where
-        the settings were chosen, and held-out seeds 3–5): path alone 0.46 / 0.48 and 0.49 /
-        0.50; with the neighbourhood deviation 0.52 / 0.51 and 0.53 / 0.53; with the
-        cross-gene deviation (the default) 0.56 / 0.56 and 0.59 / 0.58, every seed ≥ 0.51.
-        The cross-gene gain needs genes that follow the regulators: with 100 or 30 of the
-        300 simulated targets kept it was 0.005–0.02. Where the graph resolves each cell's
-        state finely (low measurement noise) the path term already carries the pull and the
-        restoring term can add noise (a low-noise relaxation toy: r lower by about 0.05).
-        :func:`~gclandscape.landscape.fit_grn` fits the per-cell drift when its deviation is
-        the cross-gene one (knockouts right: 28.0 against 24.7 summed over five simulated
-        networks; edge recovery a wash, better on 7 of 12 small networks) and the path
-        velocity otherwise: with the neighbourhood deviation the per-cell drift lost accuracy
-        (a 6-gene network's AUPRC ratio 1.97 → 0.90).
+        Weight of the restoring term; 0 leaves the path velocity alone. The cross-gene
+        deviation (the default where counts exist) measured the most accurate drift
+        (``benchmarks/README.md``, "Drift accuracy"); its gain needs genes that follow the
+        regulators. :func:`~gclandscape.landscape.fit_grn` fits the per-cell drift when its
+        deviation is the cross-gene one and the path velocity otherwise.
     seed
         Random seed of the neighbour search.
     key_added

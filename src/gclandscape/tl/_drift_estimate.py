@@ -132,17 +132,10 @@ def estimate_drift(
        :func:`decay_rate`. The per-cell drift is ``S path - restoring * gamma * (S^a x -
        S^b x)`` (the path smoothed once more).
 
-    Measured on ``gcl.datasets.myeloid`` (``benchmarks/latent.py --drift-only``; per-gene
-    median r against the true dx/dt, simulation clock / pseudotime): path only 0.46 / 0.48 on
-    seeds 0–2 and 0.49 / 0.50 on seeds 3–5; with the restoring term (the defaults, chosen on
-    seeds 0–2) 0.52 / 0.51 and, held out, 0.53 / 0.53. A sampled cell's true dx/dt is
-    dominated by the pull against its own noise: the truth smoothed over 3 graph steps keeps
-    only r ≈ 0.6 of itself, and the restoring term computed from the *true* deviations
-    would reach r ≈ 0.8; from counts the deviation is estimated with r ≈ 0.3–0.4, which
-    bounds the gain; :func:`drift` passes a better estimate of the deviation, from all genes'
-    counts (``deviation``), which lifts the median r to 0.56 / 0.56 (seeds 0–2). A slope over
-    neighbours beats the displacement ``(T^k x - x) / (T^k t - t)`` at every ``k``, and
-    linear expression beats log expression.
+    A sampled cell's true dx/dt is dominated by the pull against its own noise, which the
+    path velocity alone misses: the restoring term raises the drift's accuracy, and a better
+    estimate of the deviation (:func:`drift` passes one from all genes' counts,
+    ``deviation``) raises it further (``benchmarks/README.md``, "Drift accuracy").
 
     Parameters
     ----------
