@@ -208,6 +208,7 @@ TABLES = (
     ("ko_accuracy", "clamp", KO_METHODS, False, "lost-set accuracy (clamp truth)"),
     ("pair_precision", "clamp", KO_METHODS, False, "(knockout, fate) precision (clamp)"),
     ("pair_recall", "clamp", KO_METHODS, False, "(knockout, fate) recall (clamp)"),
+    ("brier", "clamp", KO_METHODS, True, "Brier score of p_lost (clamp; lower is better)"),
     ("ko_accuracy", "production", KO_METHODS, False, "lost-set accuracy (production truth)"),
     ("auprc_ratio", "clamp", GRN_METHODS, False, "GRN AUPRC ratio"),
     ("signed_auprc_ratio", "clamp", GRN_METHODS, False, "GRN signed AUPRC ratio"),
