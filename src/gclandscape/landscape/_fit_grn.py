@@ -270,7 +270,8 @@ def fit_grn(
     -------
     The fitted :class:`~gclandscape.landscape.Genome` (with its members in ensemble mode);
     also written to ``.uns[key_added]`` (with ``["params"]``; an ensemble's members stacked
-    as plain arrays under ``["members"]``, see :mod:`gclandscape.landscape._members`), ``.varp[key_added]`` (target × source weights), and — when the
+    as plain arrays under ``["members"]``, see :mod:`gclandscape.landscape._members`),
+    ``.varp[key_added]`` (target × source weights, of member 0), and — when the
     drift was computed here — the drift layers of :func:`gclandscape.tl.drift`.
 
     Examples
