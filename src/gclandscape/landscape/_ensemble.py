@@ -13,6 +13,7 @@ its centroid.
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,6 +226,7 @@ def fit_ensemble(
     (``member_*`` arrays over all fitted members). When no member that fits passes the
     fidelity check, those are all kept with a warning naming the fates none regenerates.
     """
+    t0 = time.perf_counter()
     members = [first] + [fit_one(spec) for spec in specs[1:]]
     k = len(members)
     fits = np.ones(k, dtype=bool)
@@ -254,7 +256,12 @@ def fit_ensemble(
             terminal_types=np.asarray(names, dtype=object),
             member_regenerates=ok,
         )
-    params.update(member_passed=passed, n_dropped_fidelity=int((fits & ~passed).sum()))
+    params.update(
+        member_passed=passed,
+        n_dropped_fidelity=int((fits & ~passed).sum()),
+        # members 1.. and every check; member 0's fit is params["seconds"]
+        seconds_ensemble=time.perf_counter() - t0,
+    )
     if passed.any():
         params.update(n_dropped=int((~passed).sum()), reliable=True)
         if not passed.all():

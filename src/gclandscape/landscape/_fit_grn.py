@@ -210,16 +210,17 @@ def fit_grn(
     members differ where one is unavailable) and, when a ``prior`` is given, alternately
     without and with it (with it, all of its edges are candidates). Their disagreement
     measures what the data cannot decide (``member_share`` in
-    :func:`gclandscape.get.grn_edges`). Each member costs about one fit. Members that explain
-    some gene's drift worse than member 0 (R² lower by more than 0.1) are dropped
-    (``params["n_dropped_fit"]``). With ``groupby`` and a time signal, members that fail
-    wild-type fidelity are dropped and counted (``params["n_dropped_fidelity"]``; all drops
-    in ``params["n_dropped"]``): a member passes when every observed terminal cell type (the
-    ``groupby`` labels holding ≥ 10 % of the latest fifth of the cells by time) has a stable
-    fixed point of the member near its centroid (closer than half the distance to the nearest
-    other terminal centroid). If no member passes, all are kept with a warning naming the
-    fates no member regenerates, and ``params["reliable"]`` is False: a warning rather than
-    an error, so that the fit can still be inspected (and its landscape shows what is
+    :func:`gclandscape.get.grn_edges`). Each member costs about one fit
+    (``params["seconds_ensemble"]``: the members after the first and the checks). Members
+    that explain some gene's drift worse than member 0 (R² lower by more than 0.1) are
+    dropped (``params["n_dropped_fit"]``). With ``groupby`` and a time signal, members that
+    fail wild-type fidelity are dropped and counted (``params["n_dropped_fidelity"]``; all
+    drops in ``params["n_dropped"]``): a member passes when every observed terminal cell type
+    (the ``groupby`` labels holding ≥ 10 % of the latest fifth of the cells by time) has a
+    stable fixed point of the member near its centroid (closer than half the distance to the
+    nearest other terminal centroid). If no member passes, all are kept with a warning naming
+    the fates no member regenerates, and ``params["reliable"]`` is False: a warning rather
+    than an error, so that the fit can still be inspected (and its landscape shows what is
     missing). Without ``groupby`` or a time signal the check is skipped
     (``params["wt_fidelity"]`` says so). The returned genome is the first kept member and
     holds the others (``genome.n_members``, ``genome.member(i)``, iteration).
@@ -234,7 +235,8 @@ def fit_grn(
     genes
         Genes to model: a list; an int (that many highly variable genes); or None: the
         regulators marked in ``.var["gcl_regulator"]`` if any, else at most 200 highly
-        variable genes (all genes when there are at most 200 and no highly variable ones). Zero-variance genes are dropped with a warning.
+        variable genes (all genes when there are at most 200 and no highly variable ones).
+        Zero-variance genes are dropped with a warning.
     time_key
         ``.obs`` column with time (pseudotime, simulation time, ordered time points).
     root
