@@ -168,7 +168,7 @@ def choose_on_dev(candidates: pd.DataFrame, setting: str) -> object:
 def summary_table(records: pd.DataFrame, metric: str, methods: Sequence[str], *,
                   lower_is_better: bool = False) -> pd.DataFrame:  # fmt: skip
     """Family (and ``overall``) × method: ``"test (dev)"`` means over networks of ``metric``,
-    the best test value per row marked with ``*`` (when there are several methods). ``records`` holds one level and truth."""
+    the best test value per row marked with ``*`` (when several methods have one). ``records`` holds one level and truth."""
     rows = {}
     fams = list(dict.fromkeys(records["family"]))
     for fam in [*fams, "overall"]:
@@ -180,7 +180,7 @@ def summary_table(records: pd.DataFrame, metric: str, methods: Sequence[str], *,
         n = {s: sub.loc[sub["split"] == s, "network"].nunique() for s in ("test", "dev")}
         test = means["test"].reindex(methods)
         best = None
-        if test.notna().any() and len(methods) > 1:
+        if test.notna().sum() > 1:
             best = test.min() if lower_is_better else test.max()
         cells = {}
         for m in methods:

@@ -235,6 +235,23 @@ def print_tables(records: pd.DataFrame) -> None:
             methods = list(dict.fromkeys(methods))
             print(f"\n#### {title} — {level}; mean over networks, test (dev), * = best on test\n")
             print(markdown(S.summary_table(sub, metric, methods, lower_is_better=lower)))
+        print(f"\n#### every metric, all families — {level}; test (dev), * = best on test\n")
+        print(markdown(overall_table(records[records["level"] == level])))
+
+
+def overall_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Metric × method: the ``overall`` cell of every table of :data:`TABLES` (one level)."""
+    rows = {}
+    methods = list(dict.fromkeys([*KO_METHODS, *GRN_METHODS]))
+    for metric, truth, ms, lower, title in TABLES:
+        if metric in ("n_fates", "seconds"):
+            continue
+        sub = records[records["truth"] == truth]
+        t = S.summary_table(sub, metric, list(dict.fromkeys(ms)), lower_is_better=lower)
+        rows[title] = t.iloc[-1].reindex(methods).fillna("")
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "metric " + t.index[-1].removeprefix("overall ")
+    return out
 
 
 def select(nets: list[N.SuiteNetwork], args) -> list[N.SuiteNetwork]:
