@@ -175,3 +175,23 @@ def test_bad_ensemble_input():
         gcl.landscape.Genome.ensemble([TOGGLE, gcl.landscape.Genome(["A", "C"], np.zeros((2, 2)))])
     with pytest.raises(GclError, match="does not exist"):
         TOGGLE.member(1)
+
+
+def test_members_alternate_with_and_without_the_prior():
+    rng = np.random.default_rng(3)
+    n = 120
+    a_, c_ = rng.uniform(0, 1, n), rng.uniform(0, 1, n)
+    x = np.c_[a_, a_, c_]
+    dxdt = np.c_[0.5 - a_, 0.5 - a_, 1 / (1 + np.exp(-8 * (a_ - 0.5))) - c_]
+    adata = _stored_drift(x, dxdt, rng.uniform(0, 1, n), ["A", "B", "C"])
+    prior = pd.DataFrame({"source": ["A", "A", "B", "C"], "target": ["C", "A", "B", "C"]})
+    allowed = set(zip(prior["source"], prior["target"]))
+    genome = gcl.landscape.fit_grn(adata, n_bootstrap=0, n_genomes=3, prior=prior)
+    params = adata.uns[Key.uns.genome]["params"]
+    assert params["member_prior"].tolist() == [True, False, True]
+    assert params["member_passed"].tolist() == [True, True, True]
+    assert _edge_set(genome.member(0)) <= allowed
+    assert _edge_set(genome.member(2)) <= allowed
+    # without the prior (and without A -> C among its candidates) a member takes the
+    # interchangeable B -> C: the prior is what settles the call
+    assert ("B", "C") in _edge_set(genome.member(1))
