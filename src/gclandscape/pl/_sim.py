@@ -335,7 +335,7 @@ def _mark_p_lost(ax: Axes, im: AxesImage, p_lost: np.ndarray) -> tuple[list, str
         # black or white, whichever reads on the cell's colour (Rec. 601 luma); a box of the
         # cell's colour keeps the hatching from crossing the digits; below the p-value dot
         dark = float(np.dot(rgba[r, c, :3], [0.299, 0.587, 0.114])) < 0.5
-        txt = ax.text(c, r + 0.22, f"{p_lost[r, c]:.2f}", ha="center", va="center",
+        txt = ax.text(c, r + 0.28, f"{p_lost[r, c]:.2f}", ha="center", va="center",
                       fontsize="xx-small", color="w" if dark else "k",
                       bbox={"boxstyle": "square,pad=0.1", "fc": rgba[r, c], "lw": 0})  # fmt: skip
         txt.set_gid("p_lost")
