@@ -125,12 +125,14 @@ def test_crossgene_deviation_beats_the_neighbour_estimate(
     adata = myeloid_pseudotime.copy()
     gcl.tl.drift(adata, time_key=time_key)
     assert adata.uns[Key.layers.drift]["params"]["deviation"] == "counts of 300 other genes"
+    assert adata.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is True
     truth = adata.uns[Key.uns.truth]
     regs = list(truth["regulators"])
     crossgene = _pergene_r(adata[:, regs].layers[Key.layers.drift], truth["velocity"])
     monkeypatch.setattr(drift_mod, "MAX_CROSSGENE_GENES", 5)
     gcl.tl.drift(adata, time_key=time_key)
     assert adata.uns[Key.layers.drift]["params"]["deviation"].startswith("neighbours (more than 5")
+    assert adata.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is False
     neighbours = _pergene_r(adata[:, regs].layers[Key.layers.drift], truth["velocity"])
     assert np.median(crossgene) > np.median(neighbours) + 0.025, (crossgene, neighbours)
 
@@ -139,8 +141,10 @@ def test_crossgene_deviation_needs_counts(myeloid_pseudotime):
     adata = myeloid_pseudotime.copy()
     gcl.tl.drift(adata, time_key=Key.obs.sim_time, layer=Key.layers.lognorm)
     assert adata.uns[Key.layers.drift]["params"]["deviation"] == "neighbours"
+    assert adata.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is False
     gcl.tl.drift(adata, time_key=Key.obs.sim_time, restoring=0.0)
     assert adata.uns[Key.layers.drift]["params"]["deviation"] == "neighbours"
+    assert adata.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is False
 
 
 def test_estimate_drift_takes_a_precomputed_deviation():
@@ -272,6 +276,8 @@ def test_velocity_layer_is_scaled_by_expression_scale(myeloid_small):
     adata.layers["velocity"] = rng.normal(size=adata.shape).astype(np.float32)
     genes = list(adata.var_names[:5])
     gcl.tl.drift(adata, genes=genes, velocity_layer="velocity")
+    # a velocity layer has no restoring term, so fit_grn fits the path (the velocity itself)
+    assert adata.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is False
     scale = adata.var.loc[genes, f"{Key.layers.drift}_scale"].to_numpy()
     np.testing.assert_allclose(
         adata[:, genes].layers[Key.layers.drift],

@@ -275,3 +275,15 @@ def test_regression_target_follows_the_stored_flag(flag, label, target):
         params[Key.drift_params.crossgene] = flag
     gcl.landscape.fit_grn(a, genes=["a", "b", "c"], n_bootstrap=0)
     assert a.uns[Key.uns.genome]["params"]["target"] == target
+
+
+def test_fit_grn_reads_the_flag_tl_drift_writes():
+    # the flag as tl.drift writes it (nothing edited): counts of 12 other genes give the
+    # cross-gene deviation and the per-cell drift target; restoring=0 gives neither
+    genes = [f"g{i}" for i in range(15)]
+    for restoring, flag, target in ((1.0, True, "per-cell drift"), (0.0, False, "path velocity")):
+        a = _toy(n=60, genes=genes)
+        gcl.tl.drift(a, genes=genes[:3], time_key="t", restoring=restoring)
+        assert a.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is flag
+        gcl.landscape.fit_grn(a, genes=genes[:3], n_bootstrap=0)
+        assert a.uns[Key.uns.genome]["params"]["target"] == target

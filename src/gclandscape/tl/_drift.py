@@ -33,7 +33,6 @@ __all__ = [
     "expression_states",
     "forward_transition_matrix",
     "smooth_states",
-    "used_crossgene",
 ]
 
 
@@ -43,8 +42,9 @@ __all__ = [
 MAX_CROSSGENE_GENES = 30
 #: ... and reads at most this many other genes (the most variable by normalised dispersion).
 MAX_MEASURED_GENES = 1000
-#: How ``params["deviation"]`` of a drift names the cross-gene estimate (followed by the
-#: number of genes it read); :func:`gclandscape.landscape.fit_grn` fits the per-cell drift then.
+#: How the display label ``params["deviation"]`` of a drift names the cross-gene estimate
+#: (followed by the number of genes it read); what other steps read is the flag
+#: ``params[Key.drift_params.crossgene]``.
 CROSSGENE_LABEL = "counts of "
 
 
@@ -82,11 +82,6 @@ def _deviation_from_counts(
     smooth = _row_normalise(graph + sp.eye(graph.shape[0], format="csr"))
     dev = crossgene_deviation(xs, scale, measured, libf, smooth, seed=seed)
     return dev, f"{CROSSGENE_LABEL}{measured.shape[1]} other genes"
-
-
-def used_crossgene(params: dict) -> bool:
-    """Whether a drift's restoring term came from the cross-gene deviation (its ``params``)."""
-    return str(params.get("deviation", "")).startswith(CROSSGENE_LABEL)
 
 
 def drift(
@@ -127,7 +122,9 @@ def drift(
       negative-binomial noise (:func:`~gclandscape.tl._deviation.crossgene_deviation`) gives
       each cell's posterior mean deviation, averaged with that of the cell's close
       neighbourhood (``S^2 x - S^8 x``); otherwise the neighbourhood's alone
-      (``.uns[key_added]["params"]["deviation"]`` says which). The sum is the per-cell
+      (``.uns[key_added]["params"]["deviation"]`` says which, and the flag
+      ``params[Key.drift_params.crossgene]`` that :func:`~gclandscape.landscape.fit_grn`
+      reads says whether it was the cross-gene one). The sum is the per-cell
       dx/dt in ``.layers[key_added]``.
 
     Or, with ``velocity_layer``, the drift is read off an RNA-velocity layer (and the path
@@ -224,7 +221,11 @@ def drift(
         v = np.nan_to_num(v, nan=0.0) / scale
         states = x / scale
         path = v
-        params.update(method="velocity", velocity_layer=velocity_layer)
+        params.update(
+            method="velocity",
+            velocity_layer=velocity_layer,
+            **{Key.drift_params.crossgene: False},
+        )
     else:
         t, used_key = _time_signal(adata, time_key)
         span = t.max() - t.min()
@@ -253,6 +254,7 @@ def drift(
             method="neighbour_slope",
             restoring=float(restoring),
             deviation=deviation_from,
+            **{Key.drift_params.crossgene: deviation is not None},
             time_key=used_key,
             use_rep=rep_name,
             n_neighbors=n_neighbors,
