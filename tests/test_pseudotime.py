@@ -192,6 +192,10 @@ def test_bad_root_index_or_name():
         gcl.tl.pseudotime(adata, root=100)
     with pytest.raises(GclError, match="not a cell name"):
         gcl.tl.pseudotime(adata, root="stem")
+    # issue 20 §2.6: a negative index counted from the end (root=-1 picked the last cell)
+    for negative in (-1, np.int64(-100)):
+        with pytest.raises(GclError, match=r"cell position in 0\.\.99.*group name.*obs_names"):
+            gcl.tl.pseudotime(adata, root=negative)
     with pytest.raises(GclError, match="group name, a cell index"):
         gcl.tl.pseudotime(adata, root=True)
 

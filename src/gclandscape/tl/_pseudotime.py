@@ -161,7 +161,8 @@ def pseudotime(
     root
         With ``groupby``: the name of the root group (a value of ``adata.obs[groupby]``), or an
         integer cell index. Without ``groupby``: an integer cell index or a cell name (a value
-        of ``adata.obs_names``).
+        of ``adata.obs_names``). An integer is a cell position in ``0 .. n_cells - 1``
+        (negative positions are refused, not counted from the end).
     groupby
         Column of ``.obs`` with groups (cell types, clusters).
     use_rep
@@ -227,9 +228,16 @@ def pseudotime(
     if isinstance(root, bool):
         raise GclError(f"root must be a group name, a cell index or a cell name, got {root!r}.")
     if isinstance(root, int | np.integer):
-        if not -adata.n_obs <= int(root) < adata.n_obs:
-            raise GclError(f"root={root} is not a cell index (adata has {adata.n_obs} cells).")
-        root_index = int(root) % adata.n_obs
+        # a negative index would silently pick a cell counted from the end (root=-1: the
+        # last cell), which is never what a root means
+        if not 0 <= int(root) < adata.n_obs:
+            raise GclError(
+                f"root={root} is not a cell index: an integer root must be a cell position in "
+                f"0..{adata.n_obs - 1} (adata has {adata.n_obs} cells). To root in a cell "
+                "type, pass its group name with groupby=; to root in a named cell, pass its "
+                "name in adata.obs_names."
+            )
+        root_index = int(root)
     elif groupby is not None:
         present = pd.unique(labels)
         if str(root) not in present:
