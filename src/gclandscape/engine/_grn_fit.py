@@ -412,13 +412,3 @@ def _bool_square(value: Any, g: int, name: str) -> torch.Tensor:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise GclError(f"{name} contains NaN or infinite values.")
     return torch.from_numpy(arr != 0)
-
-
-def __getattr__(name: str) -> Any:
-    # bootstrap_confidence lives in _grn_bootstrap, which imports fit from here; it is looked
-    # up on first use so callers that import it from this module keep working.
-    if name == "bootstrap_confidence":
-        from ._grn_bootstrap import bootstrap_confidence
-
-        return bootstrap_confidence
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -99,7 +99,7 @@ def fit_member(
     device: str,
 ) -> Any:
     """Fit one member from scratch (a resample of cells as integer weights, as the bootstrap)."""
-    from ..engine._grn_fit import adaptive_penalty_weights, fit
+    from ..engine import adaptive_penalty_weights, fit_grn_model
 
     n = x.shape[0]
     rng = np.random.default_rng(spec.seed)
@@ -113,7 +113,7 @@ def fit_member(
         drop = rng.random((g, g)) < EDGE_DROPOUT
         drop[np.eye(g, dtype=bool)] = False
         allowed &= ~drop
-    model, _ = fit(
+    model, _ = fit_grn_model(
         x[keep],
         None if dxdt is None else dxdt[keep],
         l1=float(l1) * spec.l1_factor,

@@ -178,7 +178,7 @@ def fit_grn(
     makes the network sparse, and the readable signed graph is the production Jacobian
     averaged over cells. The cost is adaptive: each edge's is divided by the partial
     correlation of source and target in the log expression (a pilot estimate,
-    :func:`~gclandscape.engine._grn_fit.adaptive_penalty_weights`), so the dynamics choose
+    :func:`~gclandscape.engine.adaptive_penalty_weights`), so the dynamics choose
     among the edges the co-expression supports. On the GRN benchmark this raised the median
     AUPRC ratio on simulated networks from 2.41 to 4.35 (``benchmarks/README.md``).
 
@@ -254,7 +254,7 @@ def fit_grn(
         enforced where given).
     l1
         Connection cost (group-lasso strength); default: a data-derived fraction of the value
-        that empties the network (:func:`gclandscape.engine._grn_fit.default_l1`).
+        that empties the network (:func:`gclandscape.engine.default_l1`).
     n_bootstrap
         Bootstrap refits over cells for the edge ``confidence`` (0 to skip); of member 0.
     n_genomes
@@ -288,8 +288,12 @@ def fit_grn(
     """
     import torch
 
-    from ..engine._grn import edge_scores
-    from ..engine._grn_fit import adaptive_penalty_weights, bootstrap_confidence, fit
+    from ..engine import (
+        adaptive_penalty_weights,
+        bootstrap_confidence,
+        edge_scores,
+        fit_grn_model,
+    )
     from ..tl._drift import _graph, expression_states, smooth_states
     from ._ensemble import fit_ensemble, fit_member, member_specs
 
@@ -431,7 +435,7 @@ def fit_grn(
         "device": device,
         "penalty_weights": adaptive_penalty_weights(pilot),
     }
-    model, result = fit(x, dxdt, l1=l1, seed=seed, **fit_kwargs)
+    model, result = fit_grn_model(x, dxdt, l1=l1, seed=seed, **fit_kwargs)
     confidence = None
     if n_bootstrap and n_bootstrap > 0:
         confidence = bootstrap_confidence(

@@ -278,8 +278,7 @@ class Genome:
         1.0
         """
 
-        from ..engine import SigmoidField
-        from ..engine._grn import GRNModel
+        from ..engine import GRNModel, SigmoidField
 
         if self.kind == SIGMOID:
             base = SigmoidField(self._W, b=self._b, alpha=self._alpha, gamma=self.gamma)
