@@ -44,3 +44,44 @@ def test_layers_import_the_grn_fit_from_the_engine_package():
         if module.lstrip(".").startswith("engine._grn")
     ]
     assert private == []
+
+
+def _target_package(path: Path, module: str) -> tuple[str, str]:
+    """``(subpackage, dotted module)`` a ``from`` import in ``path`` reads from."""
+    level = len(module) - len(module.lstrip("."))
+    rest = module.lstrip(".")
+    if level == 0:  # absolute: gclandscape.x.y
+        parts = rest.split(".")[1:]
+    else:
+        parts = list(path.relative_to(SRC).parts[:-1])
+        parts = parts[: len(parts) - (level - 1)] + (rest.split(".") if rest else [])
+    package = parts[0] if parts and (SRC / parts[0]).is_dir() else ""  # "": a leaf module
+    return package, ".".join(parts)
+
+
+#: Private names still imported across packages by modules outside this change's owner
+#: (issue 20 §1): each is listed so that no new one can slip in; remove a line when its
+#: importer switches (``_pipeline`` to ``landscape._fit_grn.select_genes``; ``_validate``'s
+#: ``_listing`` given a public name).
+KNOWN_CROSSINGS = {
+    ("_pipeline/_knockouts.py", "landscape._fit_grn", "_select_genes"),
+    ("tl/_pseudotime.py", "_validate", "_listing"),
+}
+
+
+def test_no_private_name_is_imported_across_packages():
+    crossings = set()
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC)
+        own = rel.parts[0] if len(rel.parts) > 1 else ""
+        for module, name, _ in _imports_from(path):
+            if not module.startswith(("gclandscape", "..")):
+                continue
+            package, dotted = _target_package(path, module)
+            # a private module (``from .. import _report``) is a leaf module's home, not a name
+            target = SRC.joinpath(*dotted.split("."), name) if dotted else SRC / name
+            is_module = target.with_suffix(".py").is_file() or target.is_dir()
+            private = name.startswith("_") and not name.startswith("__")  # not __version__
+            if package != own and private and not is_module:
+                crossings.add((rel.as_posix(), dotted, name))
+    assert crossings <= KNOWN_CROSSINGS, sorted(crossings - KNOWN_CROSSINGS)

@@ -1,10 +1,13 @@
-"""The observed cells in the genome's model coordinates, and the checks of fit_landscape's inputs.
+"""The observed cells in the genome's model coordinates and on the landscape's 2-D basis, and
+the checks of fit_landscape's inputs.
 
 See :mod:`gclandscape.landscape._landscape` ("Model coordinates") for which slot is read.
+:func:`model_states` and :func:`basis_coordinates` are also used by :mod:`gclandscape.sim`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,8 +19,11 @@ from ._genome import Genome
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
+#: Neighbours of the kNN regression that maps simulated states onto a nonlinear basis.
+N_NEIGHBORS = 15
 
-def _model_states(adata: AnnData, genome: Genome, genome_key: str) -> tuple[np.ndarray, str]:
+
+def model_states(adata: AnnData, genome: Genome, genome_key: str) -> tuple[np.ndarray, str]:
     """The observed cells in the genome's coordinates (see the module docstring)."""
     import scipy.sparse as sp
 
@@ -37,7 +43,7 @@ def _model_states(adata: AnnData, genome: Genome, genome_key: str) -> tuple[np.n
             m = adata.layers[layer][:, idx]
             source = f"layers[{layer!r}]"
         else:
-            from ..tl._drift import expression_states
+            from ..tl._drift_inputs import expression_states
 
             x, src = expression_states(adata, genome.genes, layer=None)
             scale = np.asarray(genome.info["scale"], dtype=np.float64)
@@ -53,6 +59,38 @@ def _model_states(adata: AnnData, genome: Genome, genome_key: str) -> tuple[np.n
             "values; remove or impute them first."
         )
     return x, source
+
+
+def basis_coordinates(
+    adata: AnnData, states: np.ndarray, basis: str | None, seed: int
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], str, str]:
+    """Cells' 2-D coordinates, a map from model states to them, the basis name and method.
+
+    A PCA of the regulators' model states maps any state linearly. Any other basis (UMAP,
+    a PCA of the latent) is mapped by a kNN regression from the observed cells' model states
+    to their basis coordinates (:class:`sklearn.neighbors.KNeighborsRegressor`): simulated
+    states land among the observed cells they resemble, and states unlike any observed cell
+    land at their nearest observed neighbours.
+    """
+    from sklearn.decomposition import PCA
+
+    if basis is None and Key.obsm.latent not in adata.obsm:
+        pca = PCA(n_components=2, random_state=seed).fit(states)
+        return pca.transform(states), pca.transform, "pca:regulators", "linear"
+    if basis is None:
+        latent = np.asarray(adata.obsm[Key.obsm.latent], dtype=np.float64)
+        coords = PCA(n_components=2, random_state=seed).fit_transform(latent)
+        name = f"pca:{Key.obsm.latent}"
+    else:
+        coords = np.asarray(adata.obsm[basis], dtype=np.float64)[:, :2]
+        name = basis
+    if not np.isfinite(coords).all():
+        raise GclError(f"the basis {name!r} has NaN or infinite coordinates.")
+    from sklearn.neighbors import KNeighborsRegressor
+
+    knn = KNeighborsRegressor(n_neighbors=min(N_NEIGHBORS, len(states)), weights="distance")
+    knn.fit(states, coords)
+    return coords, knn.predict, name, "knn"
 
 
 def _check_inputs(

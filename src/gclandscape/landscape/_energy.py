@@ -1,55 +1,15 @@
-"""The landscape's energy surfaces on a 2-D basis: the basis itself, the quasi-potential and
-empirical potential grids, and the drift arrows on the grid."""
+"""The landscape's energy surfaces on a 2-D basis: the quasi-potential and empirical potential
+grids, and the drift arrows on the grid (the basis itself: :mod:`._cell_states`)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .._errors import GclError
-from .._keys import Key
-
-if TYPE_CHECKING:  # pragma: no cover
-    from anndata import AnnData
-
 #: Grid points per axis of the energy surfaces.
 GRID = 60
-#: Neighbours of the kNN regression that maps simulated states onto a nonlinear basis.
-N_NEIGHBORS = 15
-
-
-def _basis(
-    adata: AnnData, states: np.ndarray, basis: str | None, seed: int
-) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray], str, str]:
-    """Cells' 2-D coordinates, a map from model states to them, the basis name and method.
-
-    A PCA of the regulators' model states maps any state linearly. Any other basis (UMAP,
-    a PCA of the latent) is mapped by a kNN regression from the observed cells' model states
-    to their basis coordinates (:class:`sklearn.neighbors.KNeighborsRegressor`): simulated
-    states land among the observed cells they resemble, and states unlike any observed cell
-    land at their nearest observed neighbours.
-    """
-    from sklearn.decomposition import PCA
-
-    if basis is None and Key.obsm.latent not in adata.obsm:
-        pca = PCA(n_components=2, random_state=seed).fit(states)
-        return pca.transform(states), pca.transform, "pca:regulators", "linear"
-    if basis is None:
-        latent = np.asarray(adata.obsm[Key.obsm.latent], dtype=np.float64)
-        coords = PCA(n_components=2, random_state=seed).fit_transform(latent)
-        name = f"pca:{Key.obsm.latent}"
-    else:
-        coords = np.asarray(adata.obsm[basis], dtype=np.float64)[:, :2]
-        name = basis
-    if not np.isfinite(coords).all():
-        raise GclError(f"the basis {name!r} has NaN or infinite coordinates.")
-    from sklearn.neighbors import KNeighborsRegressor
-
-    knn = KNeighborsRegressor(n_neighbors=min(N_NEIGHBORS, len(states)), weights="distance")
-    knn.fit(states, coords)
-    return coords, knn.predict, name, "knn"
 
 
 def _log_density(points: np.ndarray, at: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
 MAX_DEFAULT_GENES = 200
 
 
-def _select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str]:
+def select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str]:
+    """The genes ``fit_grn(genes=...)`` models (see its ``genes``), checked."""
     if genes is None:
         if Key.var.regulator in adata.var and adata.var[Key.var.regulator].any():
             return list(adata.var_names[adata.var[Key.var.regulator].to_numpy(dtype=bool)])
@@ -57,6 +58,10 @@ def _select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str
     if len(genes) < 2:
         raise GclError("a network needs at least 2 genes.")
     return genes
+
+
+#: The old name of :func:`select_genes`, still imported by ``gclandscape._pipeline``.
+_select_genes = select_genes
 
 
 #: Sign words a prior may use (lower case), as BEELINE and curated databases write them.
@@ -294,11 +299,12 @@ def fit_grn(
         edge_scores,
         fit_grn_model,
     )
-    from ..tl._drift import _graph, expression_states, smooth_states
+    from ..tl._drift_inputs import expression_states, neighbour_graph
+    from ..tl._smoothing import smooth_states
     from ._ensemble import fit_ensemble, fit_member, member_specs
 
     specs = member_specs(n_genomes, seed=seed, has_prior=prior is not None)
-    gene_list = _select_genes(adata, genes)
+    gene_list = select_genes(adata, genes)
     if groupby is not None and groupby not in adata.obs:
         raise GclError(
             f"groupby={groupby!r} is not a column of adata.obs. Available: "
@@ -405,7 +411,7 @@ def fit_grn(
     else:
         # counts are noisy: average over the neighbour graph as the drift does (kNN
         # moments); measured to double the AUPRC ratio on a simulated steady state
-        graph, _ = _graph(adata, None, 30, seed)
+        graph, _ = neighbour_graph(adata, None, 30, seed)
         x_smooth = smooth_states(x_raw, graph, 3)
         scale = np.percentile(x_smooth, 99, axis=0)
         scale[scale <= 0] = x_smooth.max(axis=0)[scale <= 0]

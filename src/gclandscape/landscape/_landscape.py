@@ -13,7 +13,7 @@ Model coordinates
 The genome works in its own coordinates. For a genome fitted by
 :func:`~gclandscape.landscape.fit_grn` (``genome.info["scale"]`` exists) they are the drift
 states ``adata.layers[f"{drift_key}_state"]`` when present (already scaled), otherwise the
-linear expression of :func:`gclandscape.tl._drift.expression_states` divided by the stored
+linear expression of :func:`gclandscape.tl._drift_inputs.expression_states` divided by the stored
 per-gene scale. A hand-built genome (no scale) reads ``.X`` restricted to its genes as its
 coordinates: store the cells' states there.
 """
@@ -31,15 +31,17 @@ from .._errors import GclDivergenceError
 from .._keys import Key
 from .._utils import logger, rng
 from ._attractors import MAX_STARTS, N_BOX, _analysis_field, _attractor_analysis
-from ._cell_states import _check_inputs, _model_states
-from ._energy import GRID, _basis, _drift_grid, _energy
+from ._cell_states import _check_inputs, basis_coordinates, model_states
+from ._energy import GRID, _drift_grid, _energy
 from ._landscape_result import Landscape
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-# _model_states and _basis are also imported from here by gclandscape.sim.
 __all__ = ["Landscape", "fit_landscape"]
+
+#: The old name of :func:`._cell_states.model_states`, which benchmarks import from here.
+_model_states = model_states
 
 #: Quasi-potential simulations: cells, simulated time, snapshots kept from the second half.
 N_SIM, T_SIM, N_SNAP = 2000, 60.0, 6
@@ -134,7 +136,7 @@ def fit_landscape(
     """
     t0 = time.perf_counter()
     genome = _check_inputs(adata, genome_key, groupby, basis)
-    states, source = _model_states(adata, genome, genome_key)
+    states, source = model_states(adata, genome, genome_key)
     clamp = genome._clamp()
     if clamp is not None:  # an overexpressed gene sits at its clamp level in every cell
         states[:, clamp[0]] = clamp[1]
@@ -168,7 +170,7 @@ def fit_landscape(
         ) from err
     simulated = snaps[N_SNAP - 1 :].reshape(-1, genome.n_genes)
 
-    coords, to_basis, basis_name, method = _basis(adata, states, basis, seed)
+    coords, to_basis, basis_name, method = basis_coordinates(adata, states, basis, seed)
     att_states, sad_states = res["attractor_states"], res["saddle_states"]
     fixed_xy = to_basis(np.concatenate([att_states, sad_states]))
     energy = _energy(coords, to_basis(simulated), fixed_xy)

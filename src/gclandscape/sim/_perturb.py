@@ -55,7 +55,7 @@ def _decode(
     import anndata as ad
     from sklearn.neighbors import KNeighborsRegressor
 
-    from ..landscape._landscape import _model_states
+    from ..landscape._cell_states import model_states
 
     if Key.obsm.latent not in adata.obsm:
         raise GclError(
@@ -63,7 +63,7 @@ def _decode(
             "run gcl.latent.fit(adata) first, or pass decode=False."
         )
     genome = setup.genome_obj()
-    states, _ = _model_states(adata, genome, setup.genome_key)
+    states, _ = model_states(adata, genome, setup.genome_key)
     latent = np.asarray(adata.obsm[Key.obsm.latent], dtype=np.float64)
     if latent.shape[1] != model.n_latent:
         raise GclError(
@@ -95,7 +95,7 @@ def _trajectories(
 ) -> dict[str, np.ndarray]:
     """Paths of the first simulated cells (first member) on the landscape's basis."""
     from ..landscape import Landscape
-    from ..landscape._landscape import _basis, _model_states
+    from ..landscape._cell_states import basis_coordinates, model_states
 
     if setup.mode == STEADY_STATE or wt.snapshots is None:
         return {}
@@ -103,13 +103,13 @@ def _trajectories(
 
     land = Landscape.from_adata(adata, landscape_key)
     genome = setup.genome_obj()
-    states, _ = _model_states(adata, genome, setup.genome_key)
+    states, _ = model_states(adata, genome, setup.genome_key)
     land_seed = int(land.params.get("seed", 0))
     if land.basis == "pca:regulators":  # the landscape's own map, even if a latent came later
         to_basis = PCA(n_components=2, random_state=land_seed).fit(states).transform
     else:
         basis = None if land.basis.startswith("pca:") else land.basis
-        _, to_basis, _, _ = _basis(adata, states, basis, land_seed)
+        _, to_basis, _, _ = basis_coordinates(adata, states, basis, land_seed)
     out = {}
     for name, sim in (("wt", wt), ("perturbed", mut)):
         snaps = sim.snapshots[:, :N_TRAJ]

@@ -234,7 +234,7 @@ def build_setup(
     genome's members; the stored genome still gives the observed states and the genes.
     """
     from ..landscape import Genome, Landscape
-    from ..landscape._landscape import _model_states
+    from ..landscape._cell_states import model_states
 
     if genome_key not in adata.uns:
         raise GclError(
@@ -246,7 +246,7 @@ def build_setup(
     genome = Genome.from_adata(adata, genome_key)
     ensemble = _ensemble(genome, members)
     dicts = [m.to_dict() for m in ensemble]
-    states, _ = _model_states(adata, genome, genome_key)
+    states, _ = model_states(adata, genome, genome_key)
     steady = genome.info.get("mode") == STEADY_STATE
     scale = np.where(genome.x_max > 0, genome.x_max, 1.0)
     if steady:

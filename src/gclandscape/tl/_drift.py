@@ -18,13 +18,14 @@ from .._keys import Key
 from .._utils import logger
 from ._deviation import crossgene_deviation
 from ._drift_estimate import DriftEstimate, decay_rate, estimate_drift, forward_transition_matrix
-from ._drift_inputs import _genes, _graph, _time_signal, expression_states
+from ._drift_inputs import _genes, _time_signal, expression_states, neighbour_graph
 from ._smoothing import _row_normalise, smooth_states
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
-# estimate_drift, expression_states, smooth_states and _graph are imported from here elsewhere.
+# tests and benchmarks import the estimator's parts from here; the package imports them from
+# their homes (_drift_estimate, _drift_inputs, _smoothing)
 __all__ = [
     "DriftEstimate",
     "decay_rate",
@@ -35,6 +36,9 @@ __all__ = [
     "smooth_states",
 ]
 
+
+#: The old name of :func:`._drift_inputs.neighbour_graph`, which benchmarks import from here.
+_graph = neighbour_graph
 
 #: The cross-gene deviation (:mod:`._deviation`) is used for at most this many drift genes
 #: (its per-cell posterior costs cells × measured genes × drift genes²: 3,000 cells × 261
@@ -232,7 +236,7 @@ def drift(
         if span <= 0:
             raise GclError(f"obs[{used_key!r}] is constant; drift needs a time signal that varies.")
         t = (t - t.min()) / span
-        graph, rep_name = _graph(adata, use_rep, n_neighbors, seed)
+        graph, rep_name = neighbour_graph(adata, use_rep, n_neighbors, seed)
         if time_smoothing is None:
             name = used_key.lower()
             time_smoothing = 0 if ("pseudotime" in name or "dpt" in name) else 4

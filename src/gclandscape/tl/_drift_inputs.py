@@ -119,9 +119,14 @@ def expression_states(
     return sub.astype(np.float64), layer if layer is not None else "X"
 
 
-def _graph(
+def neighbour_graph(
     adata: AnnData, use_rep: str | None, n_neighbors: int, seed: int
 ) -> tuple[sp.csr_matrix, str]:
+    """The cells' kNN connectivities (scanpy's) and the name of the representation used.
+
+    ``use_rep`` as in :func:`gclandscape.tl.drift` (default ``X_pca`` when present); the
+    graph is built on a light copy, so ``adata`` is left as it is.
+    """
     import anndata as ad
     import scanpy as sc
 
