@@ -287,3 +287,11 @@ def test_fit_grn_reads_the_flag_tl_drift_writes():
         assert a.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is flag
         gcl.landscape.fit_grn(a, genes=genes[:3], n_bootstrap=0)
         assert a.uns[Key.uns.genome]["params"]["target"] == target
+
+
+def test_bad_device_fails_before_any_work():
+    # the engine's resolve_device is the one rule for "auto" and device names
+    a = _toy()
+    with pytest.raises(GclError, match="device must be 'cpu', 'cuda', 'auto'"):
+        gcl.landscape.fit_grn(a, genes=["a", "b"], time_key="t", device="tpu")
+    assert Key.layers.drift not in a.layers  # nothing computed yet

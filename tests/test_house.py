@@ -85,3 +85,22 @@ def test_no_private_name_is_imported_across_packages():
             if package != own and private and not is_module:
                 crossings.add((rel.as_posix(), dotted, name))
     assert crossings <= KNOWN_CROSSINGS, sorted(crossings - KNOWN_CROSSINGS)
+
+
+def test_the_default_step_and_noise_have_one_home():
+    import inspect
+
+    from gclandscape import _defaults
+    from gclandscape.datasets import _simulate
+    from gclandscape.landscape import Genome
+    from gclandscape.sim import _simulation
+
+    def default(func, name):
+        return inspect.signature(func).parameters[name].default
+
+    assert default(Genome.develop, "dt") is _defaults.DT
+    assert default(_simulate.simulate, "dt") is _defaults.DT
+    assert default(_simulate.wild_type_ends, "dt") is _defaults.DT
+    assert _simulation.DT is _defaults.DT
+    genome = Genome(["A", "B"], [[0.0, 1.0], [1.0, 0.0]])
+    assert genome.noise.tolist() == [_defaults.NOISE] * 2

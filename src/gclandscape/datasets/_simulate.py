@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._defaults import DT
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
@@ -112,7 +113,7 @@ def wild_type_ends(
     n_trajectories: int,
     seed: int,
     t_max: float = 40.0,
-    dt: float = 0.05,
+    dt: float = DT,
     noise: float = 0.1,
     hill: float = 4.0,
     threshold: float = 0.5,
@@ -205,7 +206,7 @@ def simulate(
     knockouts: bool = True,
     knockout: str = "production",
     t_max: float = 40.0,
-    dt: float = 0.05,
+    dt: float = DT,
     noise: float = 0.1,
     hill: float | Mapping[str, float] = 4.0,
     threshold: float | Mapping[str, float] = 0.5,

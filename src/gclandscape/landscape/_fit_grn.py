@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._defaults import NOISE
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
@@ -291,19 +292,19 @@ def fit_grn(
     >>> gcl.get.grn_edges(adata).columns[:3].tolist()
     ['source', 'target', 'weight']
     """
-    import torch
-
     from ..engine import (
         adaptive_penalty_weights,
         bootstrap_confidence,
         edge_scores,
         fit_grn_model,
+        resolve_device,
     )
     from ..tl._drift_inputs import expression_states, neighbour_graph
     from ..tl._smoothing import smooth_states
     from ._ensemble import fit_ensemble, fit_member, member_specs
 
     specs = member_specs(n_genomes, seed=seed, has_prior=prior is not None)
+    device = str(resolve_device(device))  # "auto" -> cuda or cpu; a bad name fails here
     gene_list = select_genes(adata, genes)
     if groupby is not None and groupby not in adata.obs:
         raise GclError(
@@ -425,8 +426,6 @@ def fit_grn(
         raise GclError("the drift or states contain NaN; recompute the drift with gcl.tl.drift.")
 
     mask, sign = _prior_mask(prior, gene_list)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     # adaptive connection cost: an edge costs less the more the partial correlations of the
     # log expression support it; counts are log-normalised, .X is taken as it is (usually
     # log-scaled already; on the BEELINE expression log1p lowered the median AUPRC ratio
@@ -454,7 +453,7 @@ def fit_grn(
             gene_list,
             fitted.to_dict(),
             W=edge_scores(fitted, x)["weight"],
-            noise=0.05,
+            noise=NOISE,
             x_max=x.max(axis=0),
             confidence=conf,
             info=info,

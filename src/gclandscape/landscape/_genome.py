@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._defaults import DT, NOISE
 from .._errors import GclError, GclFormatError
 from .._keys import Key
 
@@ -109,7 +110,7 @@ class Genome:
             b=_vec(b, n, "b", 0.0),
             alpha=_vec(alpha, n, "alpha", 1.0),
             gamma=_vec(gamma, n, "gamma", 1.0),
-            noise=_vec(noise, n, "noise", 0.05),
+            noise=_vec(noise, n, "noise", NOISE),
         )
 
     # ------------------------------------------------------------------ construction
@@ -175,7 +176,7 @@ class Genome:
             kind=CONNECTIONIST,
             W=W,
             gamma=np.asarray(model["gamma"], dtype=np.float64),
-            noise=_vec(noise, len(genes), "noise", 0.05),
+            noise=_vec(noise, len(genes), "noise", NOISE),
             model=model,
             confidence=confidence,
             x_max=x_max,
@@ -321,7 +322,7 @@ class Genome:
         x0: Any,
         *,
         t_max: float = 50.0,
-        dt: float = 0.05,
+        dt: float = DT,
         noise: Any = None,
         seed: int = 0,
         n_save: int | None = None,

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._defaults import DT
 from .._errors import GclError
 from .._keys import Key
 from .._utils import rng
@@ -37,10 +38,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..landscape import Genome
 
-#: Simulated time of development from the root cells, then of noise-free relaxation.
+#: Simulated time of development from the root cells, then of noise-free relaxation (both
+#: in Euler steps of the package's default ``DT``).
 T_DEVELOP = 40.0
 T_RELAX = 20.0
-DT = 0.05
 #: Root cells: the earliest EARLY_FRACTION (at least MIN_EARLY cells) of the root group. The
 #: earliest cells suit the true field (a knockout applied after commitment has begun does not
 #: undo it), but a fitted field is least accurate at the very first states; 75 % was the best
