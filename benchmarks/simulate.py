@@ -25,8 +25,9 @@ a 2^16-entry table of normal quantiles: ~1.5 ns per value against ~4 ns for torc
 ``normal_``, which had cost a third of a step at G = 300); worker threads (one per torch
 thread, torch single-threaded inside each) step their blocks independently, so the noise is
 drawn on every core and the per-step passes stay in cache; the block's matrix product runs
-through numpy's BLAS (OpenBLAS), one thread per worker. The measured tables are in
-benchmarks/README.md.
+through numpy's or torch's BLAS, one thread per worker, whichever multiplied a block of that
+size faster on this machine (timed once per process and gene count,
+``gclandscape.engine._blas_choice``). The measured tables are in benchmarks/README.md.
 
 All timings are best-of-k wall-clock seconds. The machine is shared: timings are noisy, so
 each ratio uses the best matrix-multiply rate of the whole run (the conservative choice).
@@ -59,8 +60,8 @@ pd.set_option("display.width", 200)
 
 def matmul_gflops(n: int = 4096, repeats: int = 3) -> dict[str, float]:
     """Best float32 ``n × n`` matrix-multiply rate (GFLOP/s) of torch and of numpy, each with
-    torch's current thread count (the kernel multiplies through numpy's BLAS, so the machine's
-    rate is the better of the two)."""
+    torch's current thread count (the kernel multiplies through whichever of the two BLAS is
+    faster here, chosen at run time, so the machine's rate is the better of the two)."""
     from threadpoolctl import threadpool_limits
 
     gen = np.random.default_rng(0)
