@@ -4,7 +4,7 @@ transition paths between attractors (:func:`_attractor_analysis`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,9 +13,6 @@ from .._defaults import RELAX_DT, T_RELAX
 from .._errors import GclError
 from .._utils import logger, rng
 from ._genome import Genome
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 #: Speed ``max |dx/dt|`` below which a developing cell counts as arrived.
 CONV_TOL = 1e-4

@@ -61,7 +61,7 @@ def select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str]
     return genes
 
 
-#: The old name of :func:`select_genes`, still imported by ``gclandscape._pipeline``.
+#: The old name of :func:`select_genes`, which tests import.
 _select_genes = select_genes
 
 

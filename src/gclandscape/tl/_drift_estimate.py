@@ -3,15 +3,12 @@ path velocity along it, and the restoring term with its decay rate (no AnnData).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 
 from .._errors import GclError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 from ._smoothing import _row_normalise, _smoothed
 
 
