@@ -94,7 +94,7 @@ def test_run_writes_every_file(toy_file, tmp_path):
         "attractors.csv", "grn.pdf", "grn.png", "grn_edges.csv", "landscape.pdf",
         "landscape.png", "landscape_grid.csv", "paths.csv", "qc.csv", "report.html",
         "results.h5ad", "screen.csv", "summary.json", "umap.pdf", "umap.png",
-        "vector_field.pdf", "vector_field.png",
+        "vector_field.pdf", "vector_field.png", "predicted_log2fc.csv",
     ])  # fmt: skip
     edges = pd.read_csv(out / "grn_edges.csv")
     assert list(edges.columns[:3]) == ["source", "target", "weight"]
@@ -127,7 +127,7 @@ def test_run_writes_every_file(toy_file, tmp_path):
     assert all(s["cpu_seconds"] >= 0 for s in summary["steps"])
     assert summary["files"] == [
         "qc.csv", "grn_edges.csv", "attractors.csv", "paths.csv", "landscape_grid.csv",
-        "screen.csv", "umap.png", "umap.pdf", "grn.png", "grn.pdf", "landscape.png",
+        "screen.csv", "predicted_log2fc.csv", "umap.png", "umap.pdf", "grn.png", "grn.pdf", "landscape.png",
         "landscape.pdf", "vector_field.png", "vector_field.pdf", "results.h5ad", "report.html",
         "summary.json",
     ]  # fmt: skip
@@ -140,6 +140,12 @@ def test_run_writes_every_file(toy_file, tmp_path):
     knocked = screen[screen["perturbation"] == screen["gene"] + " KO"]
     assert len(knocked) == 2
     assert (knocked["perturbed"] < 0.5 * knocked["wt"]).all()  # a knocked-out gene drops
+    # every gene's predicted change for each knockout; the genome's genes as in screen.csv
+    fc = pd.read_csv(out / "predicted_log2fc.csv", index_col="gene")
+    assert list(fc.columns) == ["Gene1 KO", "Gene25 KO"]
+    assert list(fc.index) == list(adata.var_names)
+    for row in screen.itertuples():
+        assert fc.loc[row.gene, row.perturbation] == pytest.approx(row.log2fc, abs=1e-6)
     report = (out / "report.html").read_text()
     assert "Knockout screen" in report
     assert report.count("<img ") == 4  # umap, grn, landscape, vector field

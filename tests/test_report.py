@@ -153,6 +153,15 @@ def test_render_report_is_self_contained(tmp_path):
     assert times["CPU seconds"].astype(float).tolist() == [1.0, 4.0, 5.0]
 
 
+def test_section_notes_and_details_are_escaped_and_collapsed():
+    section = _report.Section(
+        "Genome", "first <p>", notes=["second & third"], details=[("the 2 <regs>", "A, B<")]
+    )
+    text = _report.render_report({"input": "x"}, [section])
+    assert "<p>first &lt;p&gt;</p>\n<p>second &amp; third</p>" in text
+    assert "<details><summary>the 2 &lt;regs&gt;</summary><p>A, B&lt;</p></details>" in text
+
+
 # --------------------------------------------------------------------------------------
 # the report of a fast real run (small myeloid data, few epochs, two knockouts)
 
@@ -228,6 +237,19 @@ def test_report_of_a_run_embeds_every_figure_and_table(fast_run):
     per = page.table("knockouts, strongest first")
     strongest = json.loads((out / "summary.json").read_text())["screen"]["strongest"]
     assert per["knockout"].iloc[0] == strongest == ctx.strongest.perturbation
+    # the uncertainty: p_lost and q_value of every lost or moved fate, as in screen.csv
+    calls = page.table(
+        "fate calls with their uncertainty: lost or changed fates (p_lost > 0 or |delta| >= "
+        "0.01), the largest changes first"
+    )
+    moved = screen[(screen["delta"].abs() >= 0.01) | (screen["p_lost"] > 0)]
+    assert len(calls) == len(moved) > 0
+    keyed = moved.set_index(["perturbation", "fate"])
+    for row in calls.itertuples():
+        want = keyed.loc[(row.knockout, row.fate)]
+        assert float(row.p_lost) == pytest.approx(want["p_lost"], abs=5e-4)
+        assert float(row.q_value) == pytest.approx(want["q_value"], rel=1e-3)
+    assert "p_lost is the share of the fitted genome ensemble" in text
     # the fate-shift figure's result is the screen's row for that knockout
     rows = screen[screen["perturbation"] == strongest].set_index("fate")
     np.testing.assert_allclose(ctx.strongest.fates.loc[rows.index, "delta"], rows["delta"])

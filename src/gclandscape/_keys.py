@@ -49,6 +49,8 @@ class Key:
         landscape = "gcl_landscape"
         screen = "gcl_screen"
         regulator = "gcl_regulator"  # record of gcl.pp.annotate_regulators
+        #: scanpy neighbors_key of the kNN graph ``gclandscape run`` draws its UMAP from
+        umap_neighbors = "gcl_umap_neighbors"
 
     class var:
         highly_variable = "highly_variable"

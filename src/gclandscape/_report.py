@@ -195,16 +195,22 @@ def format_summary(summary: Mapping[str, Any]) -> str:
 
 @dataclass
 class Section:
-    """One section of ``report.html``: a heading, a paragraph, figures and tables.
+    """One section of ``report.html``: a heading, paragraphs, collapsed lists, figures and
+    tables.
 
+    ``text`` is one paragraph, ``notes`` more paragraphs after it; ``details`` are
+    ``(summary, text)`` pairs shown collapsed in a ``<details>`` element (long lists);
     ``figures`` are ``(png_path, caption)`` pairs, embedded as base64 data URIs; ``tables``
     are ``(caption, DataFrame)`` pairs rendered as HTML tables (index dropped unless named).
+    All text is escaped.
     """
 
     title: str
     text: str = ""
     figures: list[tuple[Path, str]] = field(default_factory=list)
     tables: list[tuple[str, pd.DataFrame]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    details: list[tuple[str, str]] = field(default_factory=list)
 
 
 _CSS = """
@@ -223,6 +229,7 @@ td:first-child, th:first-child { text-align: left; }
 caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: 0.3em; }
 .muted { color: #777; font-size: 0.85em; }
 table.overview td { text-align: left; }
+details { margin: 0.4em 0 1em 0; } summary { cursor: pointer; }
 """
 
 
@@ -320,8 +327,13 @@ def render_report(
     )
     for i, section in enumerate(sections, start=1):
         body.append(f'<h2 id="s{i}">{esc(section.title)}</h2>')
-        if section.text:
-            body.append(f"<p>{esc(section.text)}</p>")
+        for text in [section.text, *section.notes]:
+            if text:
+                body.append(f"<p>{esc(text)}</p>")
+        for summary_text, text in section.details:
+            body.append(
+                f"<details><summary>{esc(summary_text)}</summary><p>{esc(text)}</p></details>"
+            )
         for path, caption in section.figures:
             body.append(
                 f'<figure><img src="{image_data_uri(Path(path))}" alt="{esc(caption)}">'

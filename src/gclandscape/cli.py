@@ -43,7 +43,7 @@ from ._pipeline._context import log as _log
 from ._pipeline._input import load_input
 from ._pipeline._knockouts import check_knockouts, regulators, screen_genes
 from ._pipeline._outdir import check_out
-from ._pipeline._runner import PIPELINE, run_pipeline
+from ._pipeline._runner import PIPELINE, check_real_data_options, run_pipeline
 from ._pipeline._steps_cells import step_embed, step_latent, step_pseudotime, step_qc, step_recipe
 from ._pipeline._steps_genome import step_grn, step_landscape, step_screen
 from ._pipeline._steps_output import step_plot, step_report, step_save
@@ -135,6 +135,29 @@ def datasets_command() -> None:
     metavar="GENE",
     help="Regulator to knock out in the screen (repeat for several) [default: every one].",
 )
+@click.option(
+    "--organism",
+    type=click.Choice(["human", "mouse"], case_sensitive=False),
+    default=None,
+    help="Flag the transcription factors (gcl.pp.annotate_regulators); the genome then models "
+    "the regulators detected in >= 5 % of the cells [default: the most variable genes].",
+)
+@click.option(
+    "--prior",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Local TF -> target network (CSV/TSV: source, target, sign '+'/'-'): the edges the "
+    "genome may have (gcl.datasets.prior_network(path=FILE)).",
+)
+@click.option(
+    "--n-genomes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Genome ensemble size: each knockout's p_lost is the share of members losing a fate "
+    "(with 1 genome it is 0 or 1; 5 gives calibrated calls).",
+)
 def run_command(input: str | None, out: Path, seed: int, **options: Any) -> None:
     """Run the main job on INPUT and write its results into --out.
 
@@ -142,8 +165,9 @@ def run_command(input: str | None, out: Path, seed: int, **options: Any) -> None
     folder, .loom, .csv/.tsv, .zarr, BEELINE folder) or a built-in dataset name
     (see `gclandscape datasets`); default: the embedded `myeloid` dataset.
 
-    Writes the tables (qc, grn_edges, attractors, paths, landscape_grid, screen .csv), the
-    figures (.png and .pdf), results.h5ad, summary.json and a self-contained report.html.
+    Writes the tables (qc, grn_edges, attractors, paths, landscape_grid, screen,
+    predicted_log2fc .csv), the figures (.png and .pdf), results.h5ad, summary.json and a
+    self-contained report.html.
     """
     from . import _report
     from ._errors import GclError
@@ -159,6 +183,7 @@ def run_command(input: str | None, out: Path, seed: int, **options: Any) -> None
     _log.setLevel(logging.INFO)
     try:
         check_out(out)  # before the input is read: a bad --out fails in a second
+        check_real_data_options(options["organism"], options["prior"], options["n_genomes"])
         start = time.perf_counter()
         _log.info("reading %s", input or DEFAULT_INPUT)
         adata, label = load_input(input, seed=seed)

@@ -32,6 +32,9 @@ RUN_N_SIM_CELLS = 500
 MAX_SCREEN = 15
 #: Random knockouts in the null of the screen's perturbation score.
 RUN_N_NULL = 10
+#: With --organism, a regulator is "expressed" (and modelled) when detected in at least this
+#: share of the cells: an undetected TF has no signal for fit_grn to regress on.
+MIN_DETECTED = 0.05
 
 
 def run_epochs(n_cells: int) -> int:
@@ -71,9 +74,16 @@ class RunContext:
     knockouts: list[str] | None = None  # None: screen every regulator of the genome
     n_bootstrap: int = RUN_N_BOOTSTRAP
     n_sim_cells: int = RUN_N_SIM_CELLS
+    organism: str | None = None  # --organism: annotate regulators and model them only
+    prior: Path | None = None  # --prior: a local TF -> target network file
+    n_genomes: int = 1
+    #: the genes the genome models: the expressed regulators with --organism, else None
+    #: (fit_grn's default genes)
+    genome_genes: list[str] | None = None
     counts: Any = None  # the count matrix (layer or X), or None for non-count data
     counts_source: str | None = None
     work: AnnData | None = None
+    model: Any = None  # the scVI LatentModel (decodes the screen's knockouts over all genes)
     qc: pd.DataFrame | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
@@ -82,6 +92,8 @@ class RunContext:
     #: the knockout screen (tidy table of gcl.sim.screen) and the strongest knockout's result
     screen: pd.DataFrame | None = None
     strongest: Any = None
+    #: predicted log2 fold change of every gene (rows) for every screened knockout (columns)
+    log2fc: pd.DataFrame | None = None
     #: name, description, wall and CPU seconds of every step finished so far
     timings: list[dict[str, Any]] = field(default_factory=list)
 

@@ -14,9 +14,9 @@ from ._context import MAX_SCREEN
 def regulators(adata: AnnData) -> list[str]:
     """The genes ``fit_grn`` will model with its defaults: the ones in ``var['gcl_regulator']``
     when marked, else at most 200 highly variable genes."""
-    from ..landscape._fit_grn import _select_genes
+    from ..landscape._fit_grn import select_genes
 
-    return _select_genes(adata, None)
+    return select_genes(adata, None)
 
 
 def screen_genes(adata: AnnData) -> list[str]:

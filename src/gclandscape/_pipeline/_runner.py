@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 from ._context import RUN_N_BOOTSTRAP, RUN_N_SIM_CELLS, RunContext, Step, log
 from ._knockouts import check_knockout_names
 from ._outdir import OutputFolder, check_out
+from ._regulators import read_prior
 from ._steps_cells import step_embed, step_latent, step_pseudotime, step_qc, step_recipe
 from ._steps_genome import step_grn, step_landscape, step_screen
 from ._steps_output import step_plot, step_report, step_save
@@ -50,6 +51,33 @@ def _resolve_groupby(adata: AnnData, groupby: str | None) -> str | None:
     return groupby
 
 
+def check_real_data_options(
+    organism: str | None, prior: str | Path | None, n_genomes: int
+) -> tuple[str | None, Path | None, int]:
+    """--organism, --prior and --n-genomes checked before the data are processed: the prior
+    file is read once here, so a wrong path or format fails in a second."""
+    from .._errors import GclError
+
+    if organism is not None:
+        if not isinstance(organism, str) or organism.lower() not in ("human", "mouse"):
+            raise GclError(
+                f"--organism {organism!r} is not available; choose human or mouse, or leave "
+                "it out to model the most variable genes."
+            )
+        organism = organism.lower()
+    if isinstance(n_genomes, bool) or int(n_genomes) != n_genomes or n_genomes < 1:
+        raise GclError(f"--n-genomes must be a positive integer, got {n_genomes!r}.")
+    if prior is not None:
+        prior = Path(prior).expanduser()
+        edges = read_prior(prior, organism)  # GclFileNotFoundError / GclFormatError
+        if not len(edges):
+            raise GclError(
+                f"--prior {prior} has no edges; pass a CSV/TSV with rows source, target, sign, "
+                "or leave --prior out."
+            )
+    return organism, prior, int(n_genomes)
+
+
 def run_pipeline(
     adata: AnnData,
     out: str | Path,
@@ -59,6 +87,9 @@ def run_pipeline(
     epochs: int | None = None,
     seed: int = 0,
     knockouts: Sequence[str] | None = None,
+    organism: str | None = None,
+    prior: str | Path | None = None,
+    n_genomes: int = 1,
     n_bootstrap: int = RUN_N_BOOTSTRAP,
     n_sim_cells: int = RUN_N_SIM_CELLS,
     input: str = "AnnData",
@@ -84,6 +115,18 @@ def run_pipeline(
         Seed for everything random (PCA, neighbours, UMAP, the fits and simulations).
     knockouts
         Regulators to knock out in the screen; default: every regulator of the genome.
+    organism
+        ``"human"`` or ``"mouse"``: flag the transcription factors after the recipe
+        (:func:`gclandscape.pp.annotate_regulators`); the genome then models the regulators
+        detected in at least 5 % of the cells (at most 200, the most variable). ``None``:
+        fit_grn's default genes.
+    prior
+        A local TF → target network file (CSV/TSV: source, target, sign), read with
+        :func:`gclandscape.datasets.prior_network` and kept to the genome's genes: the
+        edges the genome may have. Works without ``organism`` when its names match the data.
+    n_genomes
+        Members of the genome ensemble (``fit_grn(n_genomes=...)``); with more than one the
+        screen's ``p_lost`` is a calibrated share instead of 0 or 1.
     n_bootstrap
         Bootstrap refits of ``fit_grn`` for the edges' confidence.
     n_sim_cells
@@ -102,8 +145,11 @@ def run_pipeline(
     ------
     GclError
         ``groupby`` is not an obs column or ``root`` not one of its groups (the message
-        lists them), a knockout gene is not a regulator (listed), the data are empty, or
-        ``out`` cannot be written or holds files that are not an earlier result.
+        lists them), a knockout gene is not a regulator (listed), the data are empty,
+        ``out`` cannot be written or holds files that are not an earlier result, an unknown
+        ``organism``, a ``prior`` file that is missing or unreadable, ``n_genomes < 1``; or,
+        once the data are processed, fewer than 2 expressed regulators or no prior edge
+        between the genome's genes.
 
     Examples
     --------
@@ -132,11 +178,13 @@ def run_pipeline(
                 f"{', '.join(groups)}."
             )
     knockouts = check_knockout_names(adata, knockouts)
+    organism, prior, n_genomes = check_real_data_options(organism, prior, n_genomes)
     folder = OutputFolder(out)
     try:
         ctx = _run_steps(
             adata, folder, input=input, groupby=groupby, root=root, epochs=epochs, seed=seed,
             knockouts=knockouts, n_bootstrap=n_bootstrap, n_sim_cells=n_sim_cells, steps=steps,
+            organism=organism, prior=prior, n_genomes=n_genomes,
         )  # fmt: skip
         ctx.out = folder.commit()
     except BaseException:  # an interrupted or failed run (or move) leaves --out as it was
@@ -159,6 +207,9 @@ def _run_steps(
     n_bootstrap: int,
     n_sim_cells: int,
     steps: Sequence[Step] | None,
+    organism: str | None,
+    prior: Path | None,
+    n_genomes: int,
 ) -> RunContext:
     """Run ``steps`` with their output in ``folder.staging``; summary.json is written last."""
     import datetime
@@ -176,6 +227,9 @@ def _run_steps(
         knockouts=knockouts,
         n_bootstrap=int(n_bootstrap),
         n_sim_cells=int(n_sim_cells),
+        organism=organism,
+        prior=prior,
+        n_genomes=n_genomes,
     )
     ctx.summary.update(
         input=input,
@@ -184,6 +238,8 @@ def _run_steps(
         groupby=groupby,
         cell_types=None,
         seed=seed,
+        organism=organism,
+        n_genomes=n_genomes,
         gclandscape_version=__version__,
     )
     if groupby is not None:

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 from ._context import RUN_BATCH_SIZE, RunContext, default_root, run_epochs
 from ._knockouts import check_knockouts, regulators
+from ._regulators import annotate
 
 
 def _as_categorical(column: pd.Series) -> pd.Categorical:
@@ -95,8 +96,11 @@ def step_recipe(ctx: RunContext) -> None:
     if ctx.groupby is not None:
         work.obs[ctx.groupby] = _as_categorical(work.obs[ctx.groupby])
     ctx.work = work
+    if ctx.organism is not None:  # the genome's genes become the expressed regulators
+        annotate(ctx)
     if ctx.knockouts:
-        check_knockouts(ctx.knockouts, regulators(work))
+        genes = ctx.genome_genes if ctx.genome_genes is not None else regulators(work)
+        check_knockouts(ctx.knockouts, genes)
 
 
 def step_latent(ctx: RunContext) -> None:
@@ -115,6 +119,7 @@ def step_latent(ctx: RunContext) -> None:
         train_kwargs={"batch_size": RUN_BATCH_SIZE, "early_stopping_patience": 10},
     )
     params = ctx.work.uns.get(Key.uns.latent, {})
+    ctx.model = model  # decodes the screen's knockouts over every gene
     ctx.summary["latent"] = {
         "model": "scvi",
         "n_latent": int(model.n_latent),
@@ -133,9 +138,9 @@ def step_embed(ctx: RunContext) -> None:
     n_neighbors = int(min(15, max(work.n_obs - 1, 2)))
     sc.pp.neighbors(
         work, n_neighbors=n_neighbors, use_rep=use_rep or "X", random_state=ctx.seed,
-        key_added="gcl_umap_neighbors",
+        key_added=Key.uns.umap_neighbors,
     )  # fmt: skip
-    sc.tl.umap(work, random_state=ctx.seed, neighbors_key="gcl_umap_neighbors")
+    sc.tl.umap(work, random_state=ctx.seed, neighbors_key=Key.uns.umap_neighbors)
     ctx.summary["embedding"] = {"use_rep": use_rep or "X", "n_neighbors": n_neighbors}
 
 

@@ -6,15 +6,18 @@ from typing import Any
 
 from ._context import RUN_N_NULL, RunContext, default_root, log
 from ._knockouts import check_knockouts, screen_genes
+from ._regulators import genome_params
 
 
 def step_grn(ctx: RunContext) -> None:
-    """Infer the genome (fit_grn) on the pseudotime drift, or in steady-state mode."""
+    """Infer the genome (fit_grn) on the pseudotime drift, or in steady-state mode: on the
+    expressed regulators with --organism, within the --prior network, --n-genomes members."""
     from .. import _report, get, landscape
     from .._keys import Key
 
     work = ctx.work
     kwargs = {"time_key": Key.obs.pseudotime} if Key.obs.pseudotime in work.obs else {}
+    kwargs.update(genome_params(ctx))
     genome = landscape.fit_grn(work, seed=ctx.seed, n_bootstrap=ctx.n_bootstrap, **kwargs)
     edges = get.grn_edges(work)
     _report.write_table(edges, ctx.out / "grn_edges.csv", index=False)
@@ -26,6 +29,9 @@ def step_grn(ctx: RunContext) -> None:
         "n_edges": len(edges),
         "heldout_r2_median": round(float(params["val_r2_median"]), 3),
         "n_bootstrap": ctx.n_bootstrap,
+        "n_genomes": ctx.n_genomes,
+        # members that fit the drift worse than the first or miss a fate are dropped
+        "n_members_kept": int(genome.n_members),
     }
     if ctx.knockouts:  # the genome may have dropped a zero-variance regulator
         check_knockouts(ctx.knockouts, list(genome.genes))
@@ -99,6 +105,7 @@ def step_screen(ctx: RunContext) -> None:
     work.uns[Key.uns.screen] = table  # results.h5ad keeps the screen too
     ctx.screen = table
     info: dict[str, Any] = {"n_knockouts": len(genes)}
+    results = _predict_knockouts(ctx, genes, root)
     if "delta" in table and len(table):
         strength = (
             table.assign(abs_delta=table["delta"].abs())
@@ -113,18 +120,47 @@ def step_screen(ctx: RunContext) -> None:
             for name, rows in table.groupby("perturbation", sort=False)
             if rows["lost"].astype(bool).any()
         }
-        ctx.strongest = sim.perturb(
-            work,
-            sim.Knockout(knockouts[strongest]),
-            root=root,
-            n_cells=ctx.n_sim_cells,
-            seed=ctx.seed,
-            decode=False,
-            n_null=0,
-        )
+        # the same simulation as the screen's row (same start cells, noise and seed)
+        ctx.strongest = results[knockouts[strongest]]
     else:
         info["note"] = (
             "steady-state genome: no fates to shift; screen.csv has each knockout's change "
             "of every regulator's steady state (log2fc)"
         )
     ctx.summary["screen"] = info
+
+
+def _predict_knockouts(ctx: RunContext, genes: list[str], root: Any) -> dict[str, Any]:
+    """gcl.sim.perturb of every screened knockout with the screen's settings, decoded over
+    every gene by the scVI model when there is one -> predicted_log2fc.csv (genes × knockouts).
+
+    The screen's table holds fates, not per-gene changes, so each knockout is simulated once
+    more here (without the null: the screen has the score's p-value); the results are
+    returned by gene, and the strongest one is the fate-shift figure's.
+    """
+    import pandas as pd
+
+    from .. import _report, sim
+
+    work = ctx.work
+    results, columns = {}, {}
+    for gene in genes:
+        res = sim.perturb(
+            work, sim.Knockout(gene), root=root, n_cells=ctx.n_sim_cells, seed=ctx.seed,
+            decode=ctx.model is not None, model=ctx.model, n_null=0,
+        )  # fmt: skip
+        results[gene] = res
+        columns[res.perturbation] = res.log2fc
+    table = pd.DataFrame(columns)
+    # the data's gene order; genes without a prediction (no decoder or readout) are left out
+    table = table.reindex(work.var_names[work.var_names.isin(table.index)])
+    table.index.name = "gene"
+    _report.write_table(table, ctx.out / "predicted_log2fc.csv", index_label="gene")
+    ctx.files.append("predicted_log2fc.csv")
+    ctx.log2fc = table
+    ctx.summary["predicted_log2fc"] = {
+        "n_genes": int(table.shape[0]),
+        "n_knockouts": int(table.shape[1]),
+        "decoded": ctx.model is not None,
+    }
+    return results

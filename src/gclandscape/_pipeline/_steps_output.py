@@ -129,10 +129,79 @@ def _screen_tables(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             "score p": float(part["score_pvalue"].iloc[0]),
         })  # fmt: skip
     per = pd.DataFrame(rows).sort_values("max |delta|", ascending=False)
-    return [
+    tables = [
         ("change of each fate's fraction per knockout (* p < 0.05)", grid),
         ("knockouts, strongest first", per),
     ]
+    calls = _fate_calls(table)
+    if len(calls):
+        tables.append((
+            "fate calls with their uncertainty: lost or changed fates (p_lost > 0 or "
+            "|delta| >= 0.01), the largest changes first", calls,
+        ))  # fmt: skip
+    return tables
+
+
+def _fate_calls(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (knockout, fate) that is lost in some member or moves by at least 0.01:
+    delta, p_lost and the screen-wide q_value, largest |delta| first."""
+    cols = [c for c in ("perturbation", "fate", "wt", "perturbed", "delta", "p_lost",
+                        "lost", "p_value", "q_value") if c in table]  # fmt: skip
+    moved = table["delta"].abs() >= 0.01
+    if "p_lost" in table:
+        moved |= table["p_lost"] > 0
+    calls = table.loc[moved, cols].rename(columns={"perturbation": "knockout"})
+    order = calls["delta"].abs().sort_values(ascending=False, kind="stable").index
+    return calls.loc[order].reset_index(drop=True)
+
+
+#: What the report says about p_lost (issue 18 §2).
+P_LOST_TEXT = (
+    "p_lost is the share of the fitted genome ensemble's members in which the fate is lost "
+    "(reached by at least 1 % of that member's wild-type cells and by fewer than 1 % of its "
+    "knockout cells); a fate is called lost when p_lost >= 0.5. Near 0.5 the wild-type data "
+    "cannot decide between genomes that keep and lose it. With one genome p_lost is 0 or 1, "
+    "a call without its uncertainty: rerun with --n-genomes 5 for calibrated calls. q_value "
+    "is the Benjamini-Hochberg adjusted p-value over every row of the screen."
+)
+
+
+def _genome_notes(ctx: RunContext) -> tuple[list[str], list[tuple[str, str]]]:
+    """The report's sentences on the regulators used, the prior and the ensemble, and the
+    regulator list (collapsed)."""
+    notes, details = [], []
+    regs = ctx.summary.get("regulators")
+    if regs:
+        notes.append(
+            f"Regulators: the genome models {regs['n_used']} transcription factors, the "
+            f"{regs['organism']} regulators of {regs['source']} ({regs['n_annotated']} of the "
+            f"data's genes) detected in at least {regs['min_detected']:.0%} of the cells"
+            + (f", the {regs['max_genes']} most variable of {regs['n_expressed']}"
+               if regs["n_expressed"] > regs["n_used"] else "")
+            + " (--organism)."
+        )  # fmt: skip
+        details.append((f"the {regs['n_used']} regulators", ", ".join(regs["genes"])))
+    else:
+        notes.append(
+            "Regulators: no --organism given, so the genome models the most variable genes "
+            "(or the data's gcl_regulator column); pass --organism human|mouse to model the "
+            "transcription factors."
+        )
+    prior = ctx.summary.get("prior")
+    if prior:
+        notes.append(
+            f"Prior network: {prior['file']}, {prior['n_edges_kept']} of its "
+            f"{prior['n_edges_file']} edges connect the genome's genes ({prior['n_activating']} "
+            f"activating, {prior['n_repressing']} repressing) and are the only edges the "
+            "genome may have (--prior)."
+        )
+    grn = ctx.summary.get("grn", {})
+    if grn.get("n_genomes", 1) > 1:
+        notes.append(
+            f"Ensemble: {grn['n_genomes']} genomes fitted (--n-genomes), "
+            f"{grn['n_members_kept']} kept; the figures and edges show the first."
+        )
+    return notes, details
 
 
 def step_report(ctx: RunContext) -> None:
@@ -168,12 +237,15 @@ def step_report(ctx: RunContext) -> None:
     if Key.uns.genome in work.uns:
         grn = ctx.summary["grn"]
         edges = get.grn_edges(work).head(25)
+        notes, details = _genome_notes(ctx)
         sections.append(Section(
             "Gene-regulatory network (the genome)",
             f"{grn['n_genes']} regulators, {grn['n_edges']} edges, fitted in {grn['mode']} "
             f"mode; median held-out R² {grn['heldout_r2_median']}. grn_edges.csv has all edges.",
             figures=figures("grn"),
             tables=[("strongest edges", edges)],
+            notes=notes,
+            details=details,
         ))  # fmt: skip
     if Key.uns.landscape in work.uns:
         from ..landscape import Landscape
@@ -194,11 +266,23 @@ def step_report(ctx: RunContext) -> None:
         text = (f"{info.get('n_knockouts')} knockouts; strongest: {info['strongest']} "
                 f"(largest |Δ fate fraction| {info['max_abs_delta']}). screen.csv has every "
                 "row." if "strongest" in info else info.get("note", ""))  # fmt: skip
+        notes = [P_LOST_TEXT] if "p_lost" in ctx.screen else []
+        fc = ctx.summary.get("predicted_log2fc")
+        if fc:
+            notes.append(
+                f"predicted_log2fc.csv: the predicted log2 fold change (knockout vs wild type) "
+                f"of {fc['n_genes']} genes (rows) for each of the {fc['n_knockouts']} screened "
+                "knockouts (columns); "
+                + ("the genome's genes from the simulation, every other gene decoded by the "
+                   "scVI model from the simulated cells." if fc["decoded"] else
+                   "the genes the genome predicts (no latent model to decode the others).")
+            )  # fmt: skip
         sections.append(Section(
             "Knockout screen",
             text,
             figures=figures("screen", "fate_shift"),
             tables=_screen_tables(ctx.screen),
+            notes=notes,
         ))  # fmt: skip
     this = {  # this step's own time, up to the moment the page is written
         "name": "report", "description": "this page",
