@@ -464,3 +464,45 @@ def test_blocked_kernel_does_not_touch_a_gene_major_input(monkeypatch):
     sol = integrate(_sigmoid_case(3), x0, t_max=1.0, dt=0.1, noise=0.1, num_threads=2)
     assert np.all(x0 == 0.5)
     assert not np.allclose(sol.x.numpy(), 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("kw", "fused"),
+    [
+        ({"noise": 0.2}, True),
+        ({"noise": [0.0, 0.1, 0.2, 0.3, 0.1, 0.05]}, True),
+        ({"noise": 0.0}, True),
+        ({"noise": 0.1, "nonnegative": False}, True),
+        ({"noise": 0.1, "clamp": ([1, 3], [0.0, 2.0])}, True),
+        ({"noise": np.full((40, 6), 0.1)}, False),  # per-cell noise: the plain passes
+        ({"noise": 0.1, "args": {"alpha": torch.linspace(0.5, 1.5, 240).reshape(40, 6)}}, False),
+    ],
+    ids=["scalar", "per-gene", "ode", "signed", "clamp", "per-cell", "per-cell-args"],
+)
+def test_fused_sigmoid_step_equals_the_plain_passes(monkeypatch, kw, fused, dtype):
+    # the blocked kernel updates a sigmoid block in one compiled pass after its product
+    # (production, decay, Euler update, noise look-up, floor); it must give the paths of the
+    # plain passes up to rounding, with the same noise
+    import gclandscape.engine._noise as noise_mod
+    import gclandscape.engine._step_loops as loops
+
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)  # 40 cells × 6 genes → 5 blocks
+    calls = []
+    step = loops._SigmoidFusion.step
+    monkeypatch.setattr(
+        loops._SigmoidFusion, "step", lambda self, *a: calls.append(1) or step(self, *a)
+    )
+    x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    run = {"t_max": 2.0, "dt": 0.05, "seed": 5, **kw}
+    one = integrate(_sigmoid_case(), x0, num_threads=2, **run).x
+    assert len(calls) == (40 * 5 if fused else 0)  # 40 steps × 5 blocks
+    monkeypatch.setattr(loops._SigmoidFusion, "make", classmethod(lambda cls, r, x: None))
+    plain = integrate(_sigmoid_case(), x0, num_threads=2, **run).x
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(one, plain, atol=tol, rtol=0)
+    assert float((one - x0).abs().max()) > 0.05  # the cells moved
+    if kw.get("nonnegative", True):
+        assert float(one.min()) >= 0.0
+    else:
+        assert float(one.min()) < 0.0  # no floor: the noise takes some genes below 0

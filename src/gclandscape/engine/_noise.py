@@ -61,12 +61,16 @@ class _TableNormal:
     def __init__(self, seed_seq: np.random.SeedSequence) -> None:
         self.bits = np.random.SFC64(seed_seq)
 
+    def indices(self, n: int) -> np.ndarray:
+        """The next ``n`` uint16 indices into :func:`_normal_table` (the stream that
+        :meth:`fill_` looks up; the fused sigmoid step looks them up itself)."""
+        words = self.bits.random_raw(-(-n // 4))  # four 16-bit indices per word
+        return words.view(np.uint16)[:n]
+
     def fill_(self, buf: torch.Tensor) -> torch.Tensor:
         """Fill the contiguous CPU tensor ``buf`` with draws; returns it."""
         out = buf.numpy().reshape(-1)
-        words = self.bits.random_raw(-(-out.size // 4))  # four 16-bit indices per word
-        idx = words.view(np.uint16)[: out.size]
-        np.take(_normal_table(out.dtype), idx, out=out, mode="wrap")
+        np.take(_normal_table(out.dtype), self.indices(out.size), out=out, mode="wrap")
         return buf
 
 

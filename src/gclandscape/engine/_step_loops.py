@@ -21,7 +21,7 @@ from threadpoolctl import ThreadpoolController
 from .._errors import GclDivergenceError
 from ._blas_choice import matmul_backend
 from ._field_checks import VectorField
-from ._noise import _cells, _Normals, _randn
+from ._noise import _cells, _normal_table, _Normals, _randn, _TableNormal
 
 
 @dataclass
@@ -195,13 +195,15 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
             )
             for k, v in args.items()
         }
+    fusion = _SigmoidFusion.make(run, x)
     blocks = []
     for (s, e), gen in zip(run.blocks, run.gens, strict=True):
         xb = xt_all[:, s:e].contiguous()
         blocks.append(
             {
                 "s": s, "e": e, "x": xb, "d": torch.empty_like(xb),
-                "eps": None if run.sigma is None else torch.empty_like(xb), "gen": gen,
+                "eps": None if run.sigma is None or fusion is not None else torch.empty_like(xb),
+                "gen": gen,
                 "args": {k: _cells(v, s, e, n_cells) for k, v in args.items()}
                 if isinstance(args, dict) else args,
                 "sigma": _sigma_gm(run.sigma, s, e, n_cells),
@@ -228,18 +230,21 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                 for k in mine:
                     b = blocks[k]
                     xb = b["x"]
-                    # fused passes, each rounded once where the plain loop rounds twice
-                    drift_gm(t, xb, b["args"], b["d"], None, exact=False, blas=blas)
-                    xb.add_(b["d"], alpha=h)
-                    if b["sigma"] is not None:
-                        eps = b["gen"].fill_(b["eps"])
-                        if b["sigma_f"] is not None:
-                            xb.add_(eps, alpha=b["sigma_f"])
-                        else:
-                            eps.mul_(b["sigma"])
-                            xb.add_(eps)
-                    if run.nonnegative:
-                        xb.clamp_(min=0.0)
+                    if fusion is not None:
+                        fusion.step(xb, b["d"], b["gen"], blas)
+                    else:
+                        # fused passes, each rounded once where the plain loop rounds twice
+                        drift_gm(t, xb, b["args"], b["d"], None, exact=False, blas=blas)
+                        xb.add_(b["d"], alpha=h)
+                        if b["sigma"] is not None:
+                            eps = b["gen"].fill_(b["eps"])
+                            if b["sigma_f"] is not None:
+                                xb.add_(eps, alpha=b["sigma_f"])
+                            else:
+                                eps.mul_(b["sigma"])
+                                xb.add_(eps)
+                        if run.nonnegative:
+                            xb.clamp_(min=0.0)
                     if rows is not None:
                         xb.index_copy_(0, rows, b["vals"])
                     elif b["mask"] is not None:
@@ -301,3 +306,108 @@ def _sigma_gm(sigma: torch.Tensor | None, s: int, e: int, n_cells: int) -> torch
     if sigma.ndim == 1:
         return sigma[:, None]
     return _cells(sigma, s, e, n_cells).T
+
+
+class _SigmoidFusion:
+    """One step of a sigmoid field's block after its matrix product, in one compiled pass.
+
+    The plain blocked step reads and writes the block six more times after the product (bias
+    and sigmoid aside: the production, the decay, the Euler update, the noise look-up, the
+    noise addition and the floor at 0). Here one numba loop does all of them per value while
+    the block is in cache: ``x ← max(floor, x + h·(α·s − γ·x) + σ·table[k])`` with ``s`` the
+    sigmoid and ``k`` the block's uint16 noise indices (the same stream and table as
+    :meth:`~gclandscape.engine._noise._TableNormal.fill_`), so each value rounds as the plain
+    loop's ``x + h·d`` does. Used for a :class:`~gclandscape.engine.SigmoidField` whose
+    parameters and noise scale are scalars or per-gene vectors (per-cell ones take the plain
+    passes); see ``benchmarks/README.md``, "Simulation speed".
+    """
+
+    def __init__(self, p: dict[str, torch.Tensor], sigma: torch.Tensor | None, h: float,
+                 nonnegative: bool, like: torch.Tensor) -> None:  # fmt: skip
+        n_genes = like.shape[1]
+        dt = like.numpy().dtype.type
+
+        def vec(v: torch.Tensor) -> np.ndarray:
+            return np.ascontiguousarray(torch.broadcast_to(v, (n_genes,)).numpy())
+
+        self.W, self.b = p["W"].detach(), p["b"].detach()[:, None]
+        self.W_np = self.W.numpy()
+        self.alpha, self.gamma = vec(p["alpha"].detach()), vec(p["gamma"].detach())
+        self.sigma = None if sigma is None else vec(sigma)
+        self.h = dt(h)
+        self.floor = dt(0.0 if nonnegative else -np.inf)
+        self.table = _normal_table(like.numpy().dtype)
+        self.noisy, self.ode = _fused_kernels()
+
+    @classmethod
+    def make(cls, run: _Run, x: torch.Tensor) -> _SigmoidFusion | None:
+        """The fusion for this run, or ``None`` where the plain passes must run (another
+        field, per-cell parameters or noise, a device other than the CPU, numba missing)."""
+        from ._fields import SigmoidField
+
+        if type(run.field) is not SigmoidField or x.device.type != "cpu":
+            return None
+        if x.dtype not in (torch.float32, torch.float64):
+            return None
+        if run.sigma is not None and run.sigma.ndim > 1:
+            return None
+        if not all(isinstance(g, _TableNormal) for g in run.gens):
+            return None
+        p = run.field._override(run.field.params(x), run.args, x)
+        if p["W"].ndim != 2 or any(p[k].ndim > 1 for k in ("b", "alpha", "gamma")):
+            return None
+        try:
+            _fused_kernels()
+        except ImportError:  # numba comes with scanpy; without it the plain passes run
+            return None
+        return cls(p, run.sigma, run.h, run.nonnegative, x)
+
+    def step(self, xb: torch.Tensor, d: torch.Tensor, gen: _TableNormal, blas: str) -> None:
+        """One Euler–Maruyama step of the gene-major block ``xb`` in place (``d``: scratch)."""
+        if blas == "numpy":  # one BLAS thread per worker (the caller limits it)
+            np.matmul(self.W_np, xb.numpy(), out=d.numpy())
+            d.add_(self.b)
+        else:
+            torch.addmm(self.b, self.W, xb, out=d)
+        d.sigmoid_()
+        if self.sigma is None:
+            self.ode(xb.numpy(), d.numpy(), self.alpha, self.gamma, self.h, self.floor)
+        else:
+            idx = gen.indices(xb.numel())
+            self.noisy(xb.numpy(), d.numpy(), self.alpha, self.gamma, self.h, self.sigma,
+                       self.table, idx, self.floor)  # fmt: skip
+
+
+def _update_noisy(x, s, alpha, gamma, h, sigma, table, idx, floor):
+    # x, s: (genes, cells) block and its sigmoid; alpha, gamma, sigma: per gene; idx: the
+    # block's uint16 noise indices, gene-major (plain Python, compiled by _fused_kernels)
+    n_genes, n_cells = x.shape
+    for i in range(n_genes):
+        a, g, sg = alpha[i], gamma[i], sigma[i]
+        for j in range(n_cells):
+            v = x[i, j]
+            v = v + h * (a * s[i, j] - g * v) + sg * table[idx[i * n_cells + j]]
+            x[i, j] = floor if v < floor else v  # NaN stays NaN (the divergence check)
+
+
+def _update_ode(x, s, alpha, gamma, h, floor):
+    # _update_noisy without noise (the deterministic ODE)
+    n_genes, n_cells = x.shape
+    for i in range(n_genes):
+        a, g = alpha[i], gamma[i]
+        for j in range(n_cells):
+            v = x[i, j]
+            v = v + h * (a * s[i, j] - g * v)
+            x[i, j] = floor if v < floor else v
+
+
+@functools.cache
+def _fused_kernels() -> tuple[Callable[..., None], Callable[..., None]]:
+    """:func:`_update_noisy` and :func:`_update_ode` compiled by numba (imported here, not
+    at module import: ~0.3 s; compiled once per dtype, kept in numba's on-disk cache).
+    ``nogil`` lets the worker threads run them at once; no ``fastmath``, so each value
+    rounds the same on every CPU (no contraction into fused multiply-adds)."""
+    import numba
+
+    jit = numba.njit(cache=True, nogil=True)
+    return jit(_update_noisy), jit(_update_ode)
