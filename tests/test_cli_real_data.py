@@ -123,6 +123,9 @@ def test_prior_is_used_and_recorded(real_run, prior_file):
     for e in edges.itertuples():
         assert (e.source, e.target) in signs
         assert np.sign(e.weight) in (0, signs[(e.source, e.target)])
+    params = gcl.io.read(out / "results.h5ad").uns["gcl_genome"]["params"]
+    assert params["prior_file"] == str(prior)
+    assert params["prior_n_edges"] == len(kept)
     report = (out / "report.html").read_text()
     assert f"Prior network: {prior}, {len(kept)} of its {len(rows)} edges" in report
 
@@ -197,3 +200,21 @@ def test_expressed_regulators_threshold_and_cap():
     assert expressed_regulators(adata) == ["A", "C", "D", "F"]
     # capped: the best-ranked first (F 2, A 3), returned in the data's order
     assert expressed_regulators(adata, cap=2) == ["A", "F"]
+
+
+@pytest.mark.slow
+def test_n_genomes_reaches_fit_grn(mouse_file, tmp_path):
+    from gclandscape.cli import Step, run_pipeline, step_grn, step_qc, step_recipe, step_save
+
+    _, adata = mouse_file
+    steps = [Step("qc", step_qc), Step("recipe", step_recipe), Step("grn", step_grn),
+             Step("save", step_save)]  # fmt: skip
+    ctx = run_pipeline(
+        adata, tmp_path / "out", organism="mouse", n_genomes=2, n_bootstrap=0, steps=steps
+    )
+    assert ctx.summary["grn"]["n_genomes"] == 2
+    results = gcl.io.read(tmp_path / "out" / "results.h5ad")
+    assert results.uns["gcl_genome"]["params"]["n_genomes"] == 2  # members fitted
+    genome = gcl.landscape.Genome.from_adata(results)
+    assert genome.n_members == ctx.summary["grn"]["n_members_kept"] >= 1
+    assert list(genome.genes) == ctx.summary["regulators"]["genes"]

@@ -23,6 +23,9 @@ def step_grn(ctx: RunContext) -> None:
     _report.write_table(edges, ctx.out / "grn_edges.csv", index=False)
     ctx.files.append("grn_edges.csv")
     params = work.uns[Key.uns.genome]["params"]
+    if "prior" in ctx.summary:  # fit_grn keeps the mask, not where it came from
+        params["prior_file"] = ctx.summary["prior"]["file"]
+        params["prior_n_edges"] = ctx.summary["prior"]["n_edges_kept"]
     ctx.summary["grn"] = {
         "mode": str(params["mode"]),
         "n_genes": genome.n_genes,
