@@ -218,3 +218,18 @@ def test_n_genomes_reaches_fit_grn(mouse_file, tmp_path):
     genome = gcl.landscape.Genome.from_adata(results)
     assert genome.n_members == ctx.summary["grn"]["n_members_kept"] >= 1
     assert list(genome.genes) == ctx.summary["regulators"]["genes"]
+
+
+def test_organism_without_expressed_regulators_is_a_clear_error(tmp_path):
+    from gclandscape.cli import Step, run_pipeline, step_qc, step_recipe
+
+    rng = np.random.default_rng(0)
+    rate = rng.gamma(2.0, 2.0, 30)[None, :] * rng.lognormal(0.0, 0.5, (80, 1))
+    adata = ad.AnnData(
+        rng.poisson(rate).astype(np.float32),
+        var=pd.DataFrame(index=[f"Gene{i}" for i in range(29)] + ["Spi1"]),
+    )
+    steps = [Step("qc", step_qc), Step("recipe", step_recipe)]
+    with pytest.raises(GclError, match=r"1 of the data's 30 genes .* at least 2"):
+        run_pipeline(adata, tmp_path / "out", organism="mouse", steps=steps)
+    assert not (tmp_path / "out").exists()

@@ -3,14 +3,16 @@
 ``run`` is the main job. It reads its input (a file or folder :func:`gclandscape.io.read`
 understands, or a built-in dataset name) and runs :func:`run_pipeline`: a list of
 :class:`Step` objects, each a function of a :class:`RunContext`, timed (wall clock and CPU)
-and logged to stderr: QC, recipe, scVI, UMAP, pseudotime, the genome (fit_grn), the landscape,
-a knockout screen of the regulators, the figures (gcl.pl, PNG and PDF), ``results.h5ad`` and
-one self-contained ``report.html`` (figures embedded as base64 PNG, the key tables, every
-step's time). Extend the job by appending steps to :data:`PIPELINE` (or passing ``steps=``).
+and logged to stderr: QC, recipe (with ``--organism``: the regulator annotation), scVI, UMAP,
+pseudotime, the genome (fit_grn; ``--prior``, ``--n-genomes``), the landscape, a knockout
+screen of the regulators with each knockout's predicted log2FC over every gene, the figures
+(gcl.pl, PNG and PDF), ``results.h5ad`` and one self-contained ``report.html`` (figures
+embedded as base64 PNG, the key tables, every step's time). Extend the job by appending steps to :data:`PIPELINE` (or passing ``steps=``).
 
 This module holds the click commands; the job itself lives in :mod:`gclandscape._pipeline`
 (``_context``: defaults, RunContext, Step; ``_input``; ``_steps_cells``, ``_steps_genome``,
-``_steps_output``: the steps; ``_knockouts``; ``_outdir``: the staged output folder;
+``_steps_output``: the steps; ``_knockouts``; ``_regulators``: --organism and --prior;
+``_outdir``: the staged output folder;
 ``_runner``: PIPELINE and run_pipeline). Its names are re-exported here.
 
 Only click and the standard library are imported at module level, so ``gclandscape --help``
