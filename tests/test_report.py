@@ -250,6 +250,9 @@ def test_report_of_a_run_embeds_every_figure_and_table(fast_run):
         assert float(row.p_lost) == pytest.approx(want["p_lost"], abs=5e-4)
         assert float(row.q_value) == pytest.approx(want["q_value"], rel=1e-3)
     assert "p_lost is the share of the fitted genome ensemble" in text
+    genes = list(ctx.work.uns["gcl_genome"]["genes"])
+    shown = f"<details><summary>the genome&#x27;s {len(genes)} genes</summary><p>"
+    assert shown + ", ".join(genes) + "</p></details>" in text
     # the fate-shift figure's result is the screen's row for that knockout
     rows = screen[screen["perturbation"] == strongest].set_index("fate")
     np.testing.assert_allclose(ctx.strongest.fates.loc[rows.index, "delta"], rows["delta"])

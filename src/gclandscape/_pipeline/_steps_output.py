@@ -182,11 +182,15 @@ def _genome_notes(ctx: RunContext) -> tuple[list[str], list[tuple[str, str]]]:
         )  # fmt: skip
         details.append((f"the {regs['n_used']} regulators", ", ".join(regs["genes"])))
     else:
+        from .._keys import Key
+
         notes.append(
             "Regulators: no --organism given, so the genome models the most variable genes "
             "(or the data's gcl_regulator column); pass --organism human|mouse to model the "
             "transcription factors."
         )
+        genes = [str(g) for g in ctx.work.uns[Key.uns.genome]["genes"]]
+        details.append((f"the genome's {len(genes)} genes", ", ".join(genes)))
     prior = ctx.summary.get("prior")
     if prior:
         notes.append(
