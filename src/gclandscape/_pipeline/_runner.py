@@ -29,7 +29,7 @@ PIPELINE: list[Step] = [
     Step("pseudotime", step_pseudotime, "diffusion pseudotime from the root group"),
     Step("grn", step_grn, "infer the genome (fit_grn) -> grn_edges.csv"),
     Step("landscape", step_landscape, "attractors, paths, quasi-potential -> *.csv"),
-    Step("screen", step_screen, "knockout screen of the regulators -> screen.csv"),
+    Step("screen", step_screen, "knockout screen -> screen.csv, predicted_log2fc.csv"),
     Step("plot", step_plot, "UMAPs, genome, landscape and screen figures -> *.png, *.pdf"),
     Step("save", step_save, "-> results.h5ad"),
     Step("report", step_report, "-> report.html (figures embedded, tables, step times)"),

@@ -77,7 +77,8 @@ def step_landscape(ctx: RunContext) -> None:
 
 def step_screen(ctx: RunContext) -> None:
     """Knock out every regulator (or the --knockout genes) with gcl.sim.screen -> screen.csv;
-    the strongest knockout is re-run with gcl.sim.perturb for its fate-shift figure."""
+    each knockout is re-run with gcl.sim.perturb, decoded over every gene ->
+    predicted_log2fc.csv, and the strongest one's result draws the fate-shift figure."""
     from .. import _report, sim
     from .._keys import Key
 
