@@ -62,10 +62,21 @@ class _TableNormal:
         self.bits = np.random.SFC64(seed_seq)
 
     def indices(self, n: int) -> np.ndarray:
-        """The next ``n`` uint16 indices into :func:`_normal_table` (the stream that
-        :meth:`fill_` looks up; the fused sigmoid step looks them up itself)."""
+        """The next ``n`` uint16 indices into :func:`_normal_table`: the 16-bit quarters of
+        ``ceil(n / 4)`` SFC64 words, low quarter first (the rest of the last word unused)."""
+        if self.bits is None:
+            raise RuntimeError("this noise stream was handed to the fused kernel (state_words)")
         words = self.bits.random_raw(-(-n // 4))  # four 16-bit indices per word
-        return words.view(np.uint16)[:n]
+        return words.view(np.uint16)[:n]  # little-endian: low quarter first
+
+    def state_words(self) -> np.ndarray:
+        """The SFC64 state ``[a, b, c, counter]`` (numpy's layout) as a uint64 array, for the
+        fused sigmoid step, which advances it in place and draws the indices that
+        :meth:`indices` would (``engine._step_loops._update_noisy``). The stream is handed
+        over: this object draws no more (its draws would repeat the kernel's)."""
+        words = np.array(self.bits.state["state"]["state"], dtype=np.uint64)
+        self.bits = None
+        return words
 
     def fill_(self, buf: torch.Tensor) -> torch.Tensor:
         """Fill the contiguous CPU tensor ``buf`` with draws; returns it."""

@@ -204,6 +204,8 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                 "s": s, "e": e, "x": xb, "d": torch.empty_like(xb),
                 "eps": None if run.sigma is None or fusion is not None else torch.empty_like(xb),
                 "gen": gen,
+                "words": gen.state_words() if fusion is not None and run.sigma is not None
+                else None,
                 "args": {k: _cells(v, s, e, n_cells) for k, v in args.items()}
                 if isinstance(args, dict) else args,
                 "sigma": _sigma_gm(run.sigma, s, e, n_cells),
@@ -231,7 +233,7 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                     b = blocks[k]
                     xb = b["x"]
                     if fusion is not None:
-                        fusion.step(xb, b["d"], b["gen"], blas)
+                        fusion.step(xb, b["d"], b["words"], blas)
                     else:
                         # fused passes, each rounded once where the plain loop rounds twice
                         drift_gm(t, xb, b["args"], b["d"], None, exact=False, blas=blas)
@@ -315,11 +317,12 @@ class _SigmoidFusion:
     and sigmoid aside: the production, the decay, the Euler update, the noise look-up, the
     noise addition and the floor at 0). Here one numba loop does all of them per value while
     the block is in cache: ``x ← max(floor, x + h·(α·s − γ·x) + σ·table[k])`` with ``s`` the
-    sigmoid and ``k`` the block's uint16 noise indices (the same stream and table as
-    :meth:`~gclandscape.engine._noise._TableNormal.fill_`), so each value rounds as the plain
-    loop's ``x + h·d`` does. Used for a :class:`~gclandscape.engine.SigmoidField` whose
-    parameters and noise scale are scalars or per-gene vectors (per-cell ones take the plain
-    passes); see ``benchmarks/README.md``, "Simulation speed".
+    sigmoid and ``k`` the block's 16-bit noise indices, drawn inside the loop from the
+    block's SFC64 words (the same stream and table as
+    ``_TableNormal.fill_``; nothing is written to memory).
+    Used for a :class:`~gclandscape.engine.SigmoidField` whose parameters and noise scale are
+    scalars or per-gene vectors (per-cell ones take the plain passes); see
+    ``benchmarks/README.md``, "Simulation speed".
     """
 
     def __init__(self, p: dict[str, torch.Tensor], sigma: torch.Tensor | None, h: float,
@@ -362,8 +365,9 @@ class _SigmoidFusion:
             return None
         return cls(p, run.sigma, run.h, run.nonnegative, x)
 
-    def step(self, xb: torch.Tensor, d: torch.Tensor, gen: _TableNormal, blas: str) -> None:
-        """One Euler–Maruyama step of the gene-major block ``xb`` in place (``d``: scratch)."""
+    def step(self, xb: torch.Tensor, d: torch.Tensor, words: np.ndarray | None, blas: str) -> None:
+        """One Euler–Maruyama step of the gene-major block ``xb`` in place (``d``: scratch;
+        ``words``: the block's SFC64 state from ``_TableNormal.state_words``)."""
         if blas == "numpy":  # one BLAS thread per worker (the caller limits it)
             np.matmul(self.W_np, xb.numpy(), out=d.numpy())
             d.add_(self.b)
@@ -373,21 +377,35 @@ class _SigmoidFusion:
         if self.sigma is None:
             self.ode(xb.numpy(), d.numpy(), self.alpha, self.gamma, self.h, self.floor)
         else:
-            idx = gen.indices(xb.numel())
             self.noisy(xb.numpy(), d.numpy(), self.alpha, self.gamma, self.h, self.sigma,
-                       self.table, idx, self.floor)  # fmt: skip
+                       self.table, words, self.floor)  # fmt: skip
 
 
-def _update_noisy(x, s, alpha, gamma, h, sigma, table, idx, floor):
-    # x, s: (genes, cells) block and its sigmoid; alpha, gamma, sigma: per gene; idx: the
-    # block's uint16 noise indices, gene-major (plain Python, compiled by _fused_kernels)
+def _update_noisy(x, s, alpha, gamma, h, sigma, table, words, floor):
+    # x, s: (genes, cells) block and its sigmoid; alpha, gamma, sigma: per gene; words: the
+    # block's SFC64 state, advanced here as numpy's SFC64 does (sfc64.h), one word per four
+    # values, low 16 bits first: the indices _TableNormal.indices would give, without
+    # writing them to memory (plain Python, compiled by _fused_kernels)
+    u = np.uint64  # uint64 constants: a plain int would turn the arithmetic into float64
     n_genes, n_cells = x.shape
+    a0, a1, a2, a3 = words[0], words[1], words[2], words[3]
+    w = u(0)
+    k = 0
     for i in range(n_genes):
         a, g, sg = alpha[i], gamma[i], sigma[i]
         for j in range(n_cells):
+            q = k & 3
+            if q == 0:
+                w = a0 + a1 + a3
+                a3 += u(1)
+                a0 = a1 ^ (a1 >> u(11))
+                a1 = a2 + (a2 << u(3))
+                a2 = ((a2 << u(24)) | (a2 >> u(40))) + w
+            k += 1
             v = x[i, j]
-            v = v + h * (a * s[i, j] - g * v) + sg * table[idx[i * n_cells + j]]
+            v = v + h * (a * s[i, j] - g * v) + sg * table[(w >> u(16 * q)) & u(0xFFFF)]
             x[i, j] = floor if v < floor else v  # NaN stays NaN (the divergence check)
+    words[0], words[1], words[2], words[3] = a0, a1, a2, a3
 
 
 def _update_ode(x, s, alpha, gamma, h, floor):
