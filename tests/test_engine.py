@@ -488,6 +488,7 @@ def test_fused_sigmoid_step_equals_the_plain_passes(monkeypatch, kw, fused, dtyp
     import gclandscape.engine._step_loops as loops
 
     monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)  # 40 cells × 6 genes → 5 blocks
+    monkeypatch.setattr(loops, "FUSE_MIN_UPDATES", 0)  # fused however short the run
     calls = []
     step = loops._SigmoidFusion.step
     monkeypatch.setattr(
@@ -506,3 +507,30 @@ def test_fused_sigmoid_step_equals_the_plain_passes(monkeypatch, kw, fused, dtyp
         assert float(one.min()) >= 0.0
     else:
         assert float(one.min()) < 0.0  # no floor: the noise takes some genes below 0
+
+
+def test_short_runs_skip_the_fusion_until_its_kernels_are_loaded(monkeypatch):
+    # loading numba costs ~1 s once per process: a short run in a fresh process keeps the
+    # plain passes; once the kernels are loaded every eligible run fuses
+    import gclandscape.engine._noise as noise_mod
+    import gclandscape.engine._step_loops as loops
+
+    monkeypatch.setattr(noise_mod, "BLOCK_VALUES", 50)
+    x0 = torch.rand(40, 6, generator=torch.Generator().manual_seed(1))
+    run = {"t_max": 2.0, "dt": 0.05, "noise": 0.1}  # 40 steps × 240 values = 9,600 updates
+    made = []
+    make = loops._SigmoidFusion.make.__func__
+    monkeypatch.setattr(
+        loops._SigmoidFusion, "make",
+        classmethod(lambda cls, r, x: made.append(make(cls, r, x)) or made[-1]),
+    )  # fmt: skip
+    monkeypatch.setattr(loops, "FUSE_MIN_UPDATES", 9_601)
+    loaded = loops._fused_kernels.cache_info().currsize > 0
+    integrate(_sigmoid_case(), x0, **run)
+    assert (made[-1] is not None) == loaded
+    monkeypatch.setattr(loops, "FUSE_MIN_UPDATES", 9_600)
+    integrate(_sigmoid_case(), x0, **run)
+    assert made[-1] is not None  # long enough: fused (and now loaded)
+    monkeypatch.setattr(loops, "FUSE_MIN_UPDATES", 10**9)
+    integrate(_sigmoid_case(), x0, **run)
+    assert made[-1] is not None  # short, but the kernels are loaded

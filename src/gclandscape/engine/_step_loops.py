@@ -310,6 +310,13 @@ def _sigma_gm(sigma: torch.Tensor | None, s: int, e: int, n_cells: int) -> torch
     return _cells(sigma, s, e, n_cells).T
 
 
+#: A run fuses its sigmoid steps (:class:`_SigmoidFusion`) when it updates at least this many
+#: values (cells × genes × steps), or once the kernels are loaded in this process: importing
+#: numba and loading the compiled kernels takes about 1 s once per process, about what
+#: fusing saves on 2^29 updates (~1.3 ns each, ``benchmarks/README.md``).
+FUSE_MIN_UPDATES = 2**29
+
+
 class _SigmoidFusion:
     """One step of a sigmoid field's block after its matrix product, in one compiled pass.
 
@@ -344,8 +351,9 @@ class _SigmoidFusion:
 
     @classmethod
     def make(cls, run: _Run, x: torch.Tensor) -> _SigmoidFusion | None:
-        """The fusion for this run, or ``None`` where the plain passes must run (another
-        field, per-cell parameters or noise, a device other than the CPU, numba missing)."""
+        """The fusion for this run, or ``None`` where the plain passes run (another field,
+        per-cell parameters or noise, a device other than the CPU, numba missing, or a run
+        too short to repay loading the kernels: ``FUSE_MIN_UPDATES``)."""
         from ._fields import SigmoidField
 
         if type(run.field) is not SigmoidField or x.device.type != "cpu":
@@ -355,6 +363,9 @@ class _SigmoidFusion:
         if run.sigma is not None and run.sigma.ndim > 1:
             return None
         if not all(isinstance(g, _TableNormal) for g in run.gens):
+            return None
+        loaded = _fused_kernels.cache_info().currsize > 0
+        if not loaded and x.numel() * run.n_steps < FUSE_MIN_UPDATES:
             return None
         p = run.field._override(run.field.params(x), run.args, x)
         if p["W"].ndim != 2 or any(p[k].ndim > 1 for k in ("b", "alpha", "gamma")):
