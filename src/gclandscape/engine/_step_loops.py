@@ -2,7 +2,8 @@
 
 :func:`_loop_autograd` keeps the graph (no in-place updates), :func:`_loop_inplace` updates one
 buffer, and :func:`_loop_blocks` steps the noise blocks of a field with a gene-major drift
-(``_drift_gm``) in parallel threads, one BLAS thread each.
+(``_drift_gm``) in parallel threads, one BLAS thread each; for a sigmoid field
+:class:`_SigmoidFusion` does all of a block's step after its product in one compiled pass.
 """
 
 from __future__ import annotations
@@ -438,5 +439,9 @@ def _fused_kernels() -> tuple[Callable[..., None], Callable[..., None]]:
     rounds the same on every CPU (no contraction into fused multiply-adds)."""
     import numba
 
-    jit = numba.njit(cache=True, nogil=True)
-    return jit(_update_noisy), jit(_update_ode)
+    try:
+        jit = numba.njit(cache=True, nogil=True)
+        return jit(_update_noisy), jit(_update_ode)
+    except RuntimeError:  # no writable cache location: compiled in each process
+        jit = numba.njit(nogil=True)
+        return jit(_update_noisy), jit(_update_ode)
