@@ -259,3 +259,52 @@ def test_bad_jitter_and_capture_give_clear_errors():
         simulate(TOGGLE, n_cells=10, rate_jitter=-0.1)
     with pytest.raises(GclError, match="capture must be a positive number"):
         simulate(TOGGLE, n_cells=10, capture=0.0)
+
+
+def _tail(levels: list[np.ndarray]) -> np.ndarray:
+    """Snapshots ``(201, n, 1)`` whose last 21 (the tail ``_settle`` reads) are ``levels``."""
+    xs = np.zeros((201, len(levels), 1))
+    for j, tail in enumerate(levels):
+        xs[-21:, j, 0] = tail
+    return xs
+
+
+def test_settle_accepts_a_stable_intermediate_level_not_a_gene_crossing_half():
+    from gclandscape.datasets._fates import _settle
+
+    wiggle = 0.04 * np.sin(np.arange(21))  # stays on one side of 0.5
+    xs = _tail(
+        [
+            0.64 + wiggle,  # steady intermediate level (a Hill-2 input): settled, high
+            0.36 + wiggle,  # steady intermediate level: settled, low
+            0.5 + 0.12 * (-1.0) ** np.arange(21),  # flips across 0.5 every snapshot
+            np.linspace(0.35, 0.65, 21),  # still moving through 0.5
+            np.r_[np.full(10, 0.2), np.full(11, 0.48)],  # one side of 0.5, but jumped by 0.28
+            0.97 + wiggle,  # clearly on: settled, as before
+        ]
+    )
+    settled, high = _settle(xs)
+    assert settled.tolist() == [True, True, False, False, False, True]
+    assert high[[0, 1, 5], 0].tolist() == [True, False, True]
+
+
+def test_hill_two_chain_settles_at_an_intermediate_level():
+    # E sits near 0.65 on the A branch: the old band rule (no tail mean in (0.3, 0.7)) called
+    # every such trajectory unsettled (53 % of them here)
+    rules = "A = not B\nB = not A\nC = A\nD = C\nE = D"
+    ad = simulate(
+        rules,
+        n_cells=200,
+        n_targets=0,
+        knockouts=False,
+        hill={"*": 4.0, "C": 2.0, "D": 2.0, "E": 2.0},
+        n_trajectories=100,
+    )
+    truth = ad.uns[Key.uns.truth]
+    frac = truth["wt_fate_fractions"]
+    assert frac.get("unsettled", 0.0) < 0.1
+    assert frac["A+C+D+E"] > 0.3
+    assert frac["B"] > 0.3
+    on_a = (ad.obs[Key.obs.celltype] == "A+C+D+E").to_numpy()
+    level_e = float(np.median(truth["state"][on_a, 4]))  # committed cells of the A branch
+    assert 0.5 < level_e < 0.7, level_e
