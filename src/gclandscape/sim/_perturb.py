@@ -90,6 +90,23 @@ def _decode(
     return decoded, fc
 
 
+def _read_out(
+    adata: AnnData, setup: Setup, fc: pd.Series, wt: Simulation, mut: Simulation
+) -> tuple[pd.Series, str]:
+    """``fc`` (the genome's genes) with every gene of the genome's readout added, in the
+    order of ``adata.var_names``; unchanged when the genome has no readout."""
+    from ..landscape._readout import readout_log2fc, stored_readout
+
+    readout = stored_readout(adata, setup.genome_key, setup.genome_obj().genes)
+    if readout is None:
+        return fc, "none"
+    other = readout_log2fc(readout, wt.end, mut.end)
+    both = pd.concat([fc, other.drop(other.index.intersection(fc.index))])
+    order = adata.var_names[adata.var_names.isin(both.index)]
+    rest = both.index.difference(order, sort=False)  # none, unless the genome names others
+    return both.reindex(order.append(rest)).rename("log2fc"), "readout"
+
+
 def _trajectories(
     adata: AnnData, setup: Setup, landscape_key: str, wt: Simulation, mut: Simulation
 ) -> dict[str, np.ndarray]:
@@ -153,9 +170,15 @@ def perturb(
        lost; ``lost_fates`` are those with ``p_lost`` ≥ 0.5), and a perturbation score
        against ``n_null`` random perturbations of the same kind and size on random genes
        (300 cells each).
-    5. **Decoding** (``decode=True`` and a latent ``model``): simulated end states are mapped
-       to the latent by a kNN regression fitted on the observed cells and decoded over all
-       genes.
+    5. **Every gene** (``log2fc``): the genome's genes from the simulation (mean levels,
+       pseudocount 0.01); with ``decode=True`` and a latent ``model``, every other gene from
+       the decoder (simulated end states mapped to the latent by a kNN regression fitted on
+       the observed cells, then decoded; pseudocount 0.1 per 10,000); otherwise every other
+       gene the genome's readout covers (``fit_grn``'s ridge regression of each gene's
+       log-normalised expression on the genome's state,
+       :mod:`gclandscape.landscape._readout`): each simulated cell's expression is predicted,
+       averaged as normalised counts, and the log2 ratio taken with a pseudocount of 0.1
+       normalised counts. A hand-built genome has no readout: the genome's genes only.
 
     A genome fitted in steady-state mode (no time signal) has no fates: the result is the
     shifted steady state reached from the observed cells (``expression``, ``log2fc``,
@@ -247,7 +270,7 @@ def perturb_members(
         adata, genome_key=genome_key, landscape_key=landscape_key, root=root, members=members
     )
     genome = setup.genome_obj()
-    perturbation = check_perturbation(perturbation, genome.genes)
+    perturbation = check_perturbation(perturbation, genome.genes, measured=adata.var_names)
     save = N_SAVE if setup.mode != STEADY_STATE else None
     check_memory(setup, n_cells, n_save=save)
     if decode and model is not None:
@@ -297,7 +320,11 @@ def _result(
     if decode and model is not None and adata is not None:
         decoded, fc_all = _decode(adata, setup, model, wt, mut)
         fc_all.loc[fc_all.index.intersection(genome.genes)] = fc
-        fc = fc_all
+        fc, other_genes = fc_all, "decoder"
+    elif adata is not None:
+        fc, other_genes = _read_out(adata, setup, fc, wt, mut)
+    else:
+        other_genes = "none"
     traj = _trajectories(adata, setup, landscape_key, wt, mut) if adata is not None else {}
     params = {
         "perturbation": perturbation.name,
@@ -311,6 +338,7 @@ def _result(
         "novel_tolerance": setup.novel_tol,
         "n_null": len(null),
         "n_genomes": setup.n_members,
+        "log2fc_other_genes": other_genes,
         "seconds": time.perf_counter() - t0,
     }
     res = PerturbationResult(

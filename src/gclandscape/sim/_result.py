@@ -39,8 +39,13 @@ class PerturbationResult:
         DataFrame indexed by the genome's genes: mean end-state level ``wt`` and ``perturbed``
         (model coordinates, about [0, 1]; ensemble means) and ``log2fc`` (pseudocount 0.01).
     log2fc
-        Series over all genes: the genome's genes from the simulation, every other gene from
-        the latent model's decoder (only the genome's genes without a latent model).
+        Series over genes: the genome's genes from the simulation (as in ``expression``);
+        every other gene from the latent model's decoder when ``perturb`` got one, otherwise
+        from the genome's readout (``fit_grn``'s regression of the other genes on the
+        genome's state; the highly variable genes when marked, else all genes with variance),
+        in the order of ``adata.var_names``; only the genome's genes for a genome without a
+        readout (built by hand, or ``fit_grn(readout=False)``). ``params["log2fc_other_genes"]``
+        says which: ``"decoder"``, ``"readout"`` or ``"none"``.
     decoded
         AnnData of the simulated cells over all genes (``obs["condition"]`` ∈ {``wt``,
         ``perturbed``}, ``.X`` = log1p of decoded expression per 10,000), or ``None``.

@@ -306,13 +306,31 @@ def build_setup(
 
 
 # ------------------------------------------------------------------------------- checks
-def check_perturbation(perturbation: Any, genome_genes: list[str]) -> Perturbation:
-    """``perturbation`` if it is one and names only genes of the genome, else a GclError."""
+def check_perturbation(
+    perturbation: Any, genome_genes: list[str], *, measured: Sequence[str] | None = None
+) -> Perturbation:
+    """``perturbation`` if it is one and names only genes of the genome, else a GclError.
+
+    ``measured`` (the data's genes): a gene measured but not modelled by the genome gets a
+    message saying how to model it, rather than the spelling hint for an unknown name."""
     if not isinstance(perturbation, Perturbation):
         raise GclError(
             "perturbation must be a gcl.sim perturbation (Knockout, Knockdown, Overexpression, "
             f"EdgeMutation or a sum of them), got {type(perturbation).__name__}."
         )
+    if measured is not None:
+        known, data = set(map(str, genome_genes)), set(map(str, measured))
+        outside = [g for g in perturbation.genes if g not in known and g in data]
+        if outside:
+            gene = outside[0]
+            raise GclError(
+                f"{perturbation.name}: {gene!r} is a gene of adata but not a regulator in the "
+                f"genome ({len(known)} genes), so the genome cannot perturb it; its expression "
+                "is only read out from the regulators. To model it, refit with "
+                f"gcl.landscape.fit_grn(adata, genes=[...the genome's genes..., {gene!r}]), or "
+                "flag the regulators with gcl.pp.annotate_regulators(adata, organism=...) "
+                "before fit_grn (the expressed ones become the genome's genes)."
+            )
     perturbation.check(genome_genes)
     return perturbation
 
