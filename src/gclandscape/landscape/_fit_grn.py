@@ -281,8 +281,8 @@ def fit_grn(
     (ridge, strength by leave-one-out, at most 20,000 cells:
     :mod:`gclandscape.landscape._readout`), so that :func:`gclandscape.sim.perturb` predicts
     a knockout's log2 fold change over the whole transcriptome without a latent model. On the
-    Perturb-seq benchmark a readout raised the all-gene Pearson's r of the predicted log2FC
-    from 0.148 to 0.232 (``benchmarks/README.md``). ``params`` records ``readout_genes``,
+    Perturb-seq benchmark (``--quick``, test seed) it raised the all-gene Pearson's r of the
+    predicted log2FC from 0.115 (regulators only) to 0.222 (``benchmarks/README.md``). ``params`` records ``readout_genes``,
     ``readout_alpha``, ``readout_r2_median`` (in-sample R² per gene) and ``seconds_readout``.
 
     Parameters
