@@ -207,7 +207,9 @@ def test_steady_state_genome_gives_shifted_steady_state(steady):
     assert res.lost_fates == []
     assert list(res.fates.columns)[:2] == ["wt", "perturbed"]
     assert res.expression.loc["A", "log2fc"] < -2  # production removed
-    assert res.log2fc.index.tolist() == ["A", "B", "C", "D"]
+    # every gene of the data: the four regulators simulated, the others read out from them
+    assert res.log2fc.index.tolist() == steady.var_names.tolist()
+    assert res.params["log2fc_other_genes"] == "readout"
     assert res.trajectories == {}
     table = gcl.sim.screen(steady, "knockouts", n_cells=100, n_null=0, progress=False)
     assert list(table.columns) == _screen.STEADY_COLUMNS
