@@ -7,7 +7,7 @@
    (``dx = (alpha * sigmoid(W x + b) - gamma * x) dt + sigma dW``), for N = 10,000 cells,
    G ∈ {100, 300, 1000} genes and 500 Euler–Maruyama steps: achieved GFLOP/s counted as
    ``2 · N · G² · steps / seconds`` (the matrix products only) and its ratio to the
-   matrix-multiply rate. Goal: ratio ≥ 0.5 for G ≥ 300. Shown with noise (the SDE that
+   matrix-multiply rate. Goal: ratio ≥ 0.6 for G ≥ 300 (issue 20; it was 0.5). Shown with noise (the SDE that
    ``develop``/``perturb`` run) and without (the deterministic ODE).
 3. Speed-up over what a user would otherwise write: ``scipy.integrate.solve_ivp`` on one cell
    at a time (numpy right-hand side), timed on a subset of cells and extrapolated per cell to
@@ -53,7 +53,7 @@ from gclandscape.engine import SigmoidField, integrate
 N_CELLS = 10_000
 DT = 0.05
 NOISE = 0.1
-GOAL_RATIO = 0.5
+GOAL_RATIO = 0.6
 GOAL_SCREEN_S = 30.0
 pd.set_option("display.width", 200)
 
