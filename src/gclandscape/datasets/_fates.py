@@ -1,10 +1,8 @@
 """Fates of simulated trajectories: settling, naming binarised end states, commitment.
 
-A trajectory's fate is its end state (mean over the last 10 % of the snapshots) binarised at
-0.5, provided it settled: every gene clearly off or on, or stationary at an intermediate level
-(:func:`_settle`). A pattern is named by the first matching user condition, else by its high
-genes; a knockout's end state takes the wild-type name it matches ignoring the knocked-out
-gene, else ``novel:<high genes>``.
+A trajectory's fate is its end state binarised at 0.5, provided it settled; a pattern is named
+by the first matching user condition, else by its high genes; a knockout's end state takes the
+wild-type name it matches ignoring the knocked-out gene, else ``novel:<high genes>``.
 """
 
 from __future__ import annotations
@@ -100,37 +98,11 @@ def _commit_index(patterns: np.ndarray) -> np.ndarray:
     return last_diff + 1
 
 
-#: a gene whose tail mean lies in this band is settled only when it is stationary (below)
-AMBIGUOUS_BAND = (0.3, 0.7)
-#: least share of the tail's snapshots on the tail mean's side of 0.5 (stationary pattern)
-SIDE_SHARE = 0.8
-#: largest change between the means of the tail's first and second halves (no trend)
-MAX_TREND = 0.2
-
-
 def _settle(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which trajectories settled over the tail (the last 10 % of the snapshots ``xs``, shape
-    ``(n_save, n, G)``) and their end states binarised at 0.5 (tail mean > 0.5).
-
-    A trajectory settled when every gene did: its tail mean lies outside
-    :data:`AMBIGUOUS_BAND` (clearly off or on), or, for an intermediate level, the gene is
-    stationary: on its tail mean's side of 0.5 in at least :data:`SIDE_SHARE` of the tail's
-    snapshots and with a change of at most :data:`MAX_TREND` between the means of the tail's
-    two halves. A stable intermediate level (a Hill-2 input holds a gene at 0.64, say) is
-    settled; a gene that wanders across 0.5 or is still moving through the band is not.
-    """
+    """Which trajectories settled (no gene in (0.3, 0.7) on average over the last 10 % of
+    the snapshots ``xs``, shape ``(n_save, n, G)``) and their binarised end states."""
     n_save = xs.shape[0]
     tail = max(2, int(np.ceil(0.1 * (n_save - 1))) + 1)
-    window = xs[-tail:]
-    tail_mean = window.mean(axis=0)  # (N, G)
-    high = tail_mean > 0.5
-    lo, hi = AMBIGUOUS_BAND
-    clear = (tail_mean <= lo) | (tail_mean >= hi)
-    # the band rule alone (kept first, so clear genes settle exactly as before) called every
-    # steady intermediate level unsettled, e.g. most trajectories under mixed Hill coefficients
-    side = ((window > 0.5) == high[None]).mean(axis=0)
-    half = tail // 2
-    trend = np.abs(window[-half:].mean(axis=0) - window[:half].mean(axis=0))
-    stationary = (side >= SIDE_SHARE) & (trend <= MAX_TREND)
-    settled = (clear | stationary).all(axis=1)
-    return settled, high
+    tail_mean = xs[-tail:].mean(axis=0)  # (N, G)
+    settled = ~((tail_mean > 0.3) & (tail_mean < 0.7)).any(axis=1)
+    return settled, tail_mean > 0.5

@@ -226,13 +226,8 @@ def simulate(
     cells are sampled along the wild-type trajectories, downstream target genes are added, and
     levels are turned into UMI counts.
 
-    Fates: a trajectory's fate is its end state (mean over the last 10 % of ``t_max``)
-    binarised at half the maximal level (0.5), provided that pattern is stable over those last
-    10 % (otherwise ``"unsettled"``): every gene's mean there is below 0.3 or above 0.7, or the
-    gene is stationary at an intermediate level — on the same side of 0.5 in at least 80 % of
-    the saved snapshots and with no trend (the means of the two halves differ by at most 0.2).
-    So a gene held at a steady 0.64 (e.g. by a Hill-2 input) is settled and high; one that
-    wanders across 0.5 is not.
+    Fates: a trajectory's fate is its end state binarised at half the maximal level (0.5),
+    provided that pattern is stable over the last 10 % of ``t_max`` (otherwise ``"unsettled"``).
     A pattern is named by the first matching condition in ``fates``, otherwise by its high
     genes (``"A+B"``, ``"all-off"``). A cell is labelled with its trajectory's fate from the
     snapshot at which the trajectory's pattern reaches its final pattern for good, and
