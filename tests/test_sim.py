@@ -180,10 +180,11 @@ def test_decoded_cells_over_all_genes(myeloid_fitted):
     sc.tl.rank_genes_groups(dec, "condition", reference="wt", method="wilcoxon")
     top = sc.get.rank_genes_groups_df(dec, "perturbed")
     assert len(top) == adata.n_vars
-    # without the model: the genome's genes only
     plain = gcl.sim.perturb(adata, gcl.sim.Knockout("Gata1"), n_cells=50, n_null=0)
     assert plain.decoded is None
-    assert list(plain.log2fc.index) == list(plain.expression.index)
+    # without a model the other genes come from the genome's readout, in the data's order
+    assert plain.log2fc.index.equals(adata.var_names)
+    assert plain.params["log2fc_other_genes"] == "readout"
 
 
 # ------------------------------------------------------------------------------ steady state
