@@ -59,11 +59,6 @@ def _target_package(path: Path, module: str) -> tuple[str, str]:
     return package, ".".join(parts)
 
 
-#: Private names still imported across packages (issue 20 §1), listed so that no new one can
-#: slip in; remove the line when ``_validate``'s ``_listing`` gets a public name.
-KNOWN_CROSSINGS = {("tl/_pseudotime.py", "_validate", "_listing")}
-
-
 def test_no_private_name_is_imported_across_packages():
     crossings = set()
     for path in SRC.rglob("*.py"):
@@ -79,7 +74,7 @@ def test_no_private_name_is_imported_across_packages():
             private = name.startswith("_") and not name.startswith("__")  # not __version__
             if package != own and private and not is_module:
                 crossings.add((rel.as_posix(), dotted, name))
-    assert crossings <= KNOWN_CROSSINGS, sorted(crossings - KNOWN_CROSSINGS)
+    assert sorted(crossings) == []
 
 
 def test_the_default_step_and_noise_have_one_home():

@@ -6,7 +6,7 @@ inside scanpy or scvi-tools for a mistake in their input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,12 +21,35 @@ _MAX_LISTED = 20
 _BLOCK = 1 << 20
 
 
-def _listing(names: Sequence[Any]) -> str:
-    """Comma-separated, quoted names, cut after ``_MAX_LISTED`` entries."""
+def listing(names: Iterable[Any], *, limit: int = _MAX_LISTED, quote: bool = True) -> str:
+    """Comma-separated, quoted names for an error message, cut after ``limit`` entries.
+
+    Parameters
+    ----------
+    names
+        The names (anything; shown as ``repr(str(name))``).
+    limit
+        At most this many are shown; the rest are counted.
+    quote
+        Quote each name (``False``: bare names, for lists a user copies into a command line).
+
+    Returns
+    -------
+    The listing, or ``"(none)"`` for no names.
+
+    Examples
+    --------
+    >>> listing(["Gata1", "Spi1", "Cebpa"], limit=2)
+    "'Gata1', 'Spi1', … (1 more)"
+    >>> listing(["Gata1", "Spi1"], quote=False)
+    'Gata1, Spi1'
+    >>> listing([])
+    '(none)'
+    """
     names = [str(n) for n in names]
-    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
-    if len(names) > _MAX_LISTED:
-        shown += f", … ({len(names) - _MAX_LISTED} more)"
+    shown = ", ".join(repr(n) if quote else n for n in names[:limit])
+    if len(names) > limit:
+        shown += f", … ({len(names) - limit} more)"
     return shown or "(none)"
 
 
@@ -47,7 +70,7 @@ def check_obs_key(adata: AnnData, key: str, *, param: str = "key") -> None:
     if key not in adata.obs.columns:
         raise GclError(
             f"{param}={key!r} is not a column of adata.obs. "
-            f"Available columns: {_listing(adata.obs.columns)}. Pass one of them."
+            f"Available columns: {listing(adata.obs.columns)}. Pass one of them."
         )
 
 
@@ -63,13 +86,13 @@ def check_layer(adata: AnnData, layer: str | None, *, param: str = "layer") -> N
         if adata.X is None:
             raise GclError(
                 "adata.X is empty. Pass layer= naming the layer that holds the data; "
-                f"available layers: {_listing(adata.layers.keys())}."
+                f"available layers: {listing(adata.layers.keys())}."
             )
         return
     if layer not in adata.layers:
         raise GclError(
             f"{param}={layer!r} is not a layer of adata. Available layers: "
-            f"{_listing(adata.layers.keys())}. Pass one of them, or {param}=None to use adata.X."
+            f"{listing(adata.layers.keys())}. Pass one of them, or {param}=None to use adata.X."
         )
 
 
@@ -216,6 +239,6 @@ def check_nonzero_genes(adata: AnnData, layer: str | None) -> None:
     if empty.size:
         raise GclError(
             f"{empty.size} genes have zero counts in every cell of {layer_label(layer)}: "
-            f"{_listing(adata.var_names[empty])}. Remove them with gcl.pp.recipe(adata) or "
+            f"{listing(adata.var_names[empty])}. Remove them with gcl.pp.recipe(adata) or "
             "scanpy.pp.filter_genes(adata, min_cells=1)."
         )

@@ -34,10 +34,11 @@ def screen_genes(adata: AnnData) -> list[str]:
 def check_knockouts(genes: Sequence[str], available: Sequence[str]) -> None:
     """Raise a GclError naming every ``--knockout`` gene that is not among ``available``."""
     from .._errors import GclError
+    from .._validate import listing
 
     unknown = [g for g in genes if g not in set(available)]
     if unknown:
-        shown = ", ".join(available[:60]) + (" ..." if len(available) > 60 else "")
+        shown = listing(available, limit=60, quote=False)
         raise GclError(
             f"--knockout {', '.join(unknown)}: not among the {len(available)} regulators the "
             f"genome is fitted on ({shown}). Pass regulators only (names are case-sensitive), "

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 from .._errors import GclError
+from .._validate import listing
 
 #: The file a finished run writes last; its ``files`` list says which files belong to it.
 SUMMARY_FILE = "summary.json"
@@ -67,7 +68,7 @@ def check_out(out: str | Path) -> Path:
         owned = _owned_files(out) if entries else set()
         foreign = sorted(entries - owned) if owned is not None else sorted(entries)
         if foreign:
-            shown = ", ".join(foreign[:10]) + (" ..." if len(foreign) > 10 else "")
+            shown = listing(foreign, limit=10, quote=False)
             raise GclError(
                 f"--out {out} holds files that are not part of an earlier gclandscape result "
                 f"({shown}); a run replaces the whole folder, so they would be lost. Pass a "

@@ -11,7 +11,7 @@ import pandas as pd
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
-from .._validate import _listing, check_finite, check_obs_key, is_integer_matrix
+from .._validate import check_finite, check_obs_key, is_integer_matrix, listing
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -54,7 +54,7 @@ def _resolve_rep(adata: AnnData, use_rep: str | None) -> tuple[str, np.ndarray]:
         return name, np.asarray(sc.pp.pca(x, n_comps=n_comps), dtype=np.float64)
     if use_rep not in adata.obsm:
         raise GclError(
-            f"use_rep={use_rep!r} is not in adata.obsm. Available: {_listing(adata.obsm.keys())}. "
+            f"use_rep={use_rep!r} is not in adata.obsm. Available: {listing(adata.obsm.keys())}. "
             "Run gcl.latent.fit or gcl.pp.recipe first, or pass one of these."
         )
     rep = adata.obsm[use_rep]
@@ -243,7 +243,7 @@ def pseudotime(
         if str(root) not in present:
             raise GclError(
                 f"root={root!r} is not a group of adata.obs[{groupby!r}]. Available groups: "
-                f"{_listing(sorted(present))}."
+                f"{listing(sorted(present))}."
             )
         root_group = str(root)
     else:
