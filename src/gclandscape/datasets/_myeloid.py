@@ -39,6 +39,8 @@ MYELOID_PARAMS = {
     "hill": 4.0,
     "noise": 0.26,
     "t_max": 30.0,
+    # The step these parameters were tuned at, not ``_defaults.DT`` (equal today): the embedded
+    # dataset and its pinned truth must not move when the engine's default step does.
     "dt": 0.05,
 }
 
