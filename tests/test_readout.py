@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import gclandscape as gcl
 from gclandscape._errors import GclError
 from gclandscape._keys import Key
-from gclandscape.landscape import _fit_grn
+from gclandscape.landscape import _fit_grn, _regulator_genes
 from gclandscape.landscape._readout import (
     READOUT,
     fit_readout,
@@ -186,11 +186,11 @@ def _flagged(detect: dict[str, float], n: int = 200) -> ad.AnnData:
 def test_default_genes_are_the_expressed_regulators(monkeypatch):
     a = _flagged({"R1": 0.9, "R2": 0.5, "R3": 0.06, "R4": 0.03, "other": 1.0})
     assert _fit_grn.select_genes(a, None) == ["R1", "R2", "R3"]  # R4: in 3 % of cells
-    monkeypatch.setattr(_fit_grn, "MAX_DEFAULT_GENES", 2)
-    assert _fit_grn.select_genes(a, None) == ["R1", "R2"]  # the two highest means
+    monkeypatch.setattr(_regulator_genes, "MAX_DEFAULT_GENES", 2)
+    assert _fit_grn.select_genes(a, None) == ["R1", "R2"]  # the two detected most often
     # without the annotation, as before: every gene of a small object
     del a.var[Key.var.regulator]
-    monkeypatch.setattr(_fit_grn, "MAX_DEFAULT_GENES", 200)
+    monkeypatch.setattr(_regulator_genes, "MAX_DEFAULT_GENES", 200)
     assert _fit_grn.select_genes(a, None) == list(a.var_names)
 
 

@@ -14,163 +14,15 @@ from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
 from ._genome import Genome
+from ._regulator_genes import (  # noqa: F401 (the constants: re-exported, CLI and tests)
+    MAX_DEFAULT_GENES,
+    MIN_DETECTED,
+    _prior_mask,
+    select_genes,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
-
-#: At most this many genes are modelled when ``genes`` is None (highly variable genes, or
-#: the expressed regulators).
-MAX_DEFAULT_GENES = 200
-#: A flagged regulator counts as expressed, and is modelled by default, when it is detected
-#: in at least this share of the cells (the share ``gclandscape run --organism`` uses too).
-MIN_DETECTED = 0.05
-
-
-def _expressed_regulators(adata: AnnData) -> list[str]:
-    """The regulators flagged in ``.var["gcl_regulator"]`` that are detected (count > 0, or
-    ``.X`` > 0 without counts) in at least :data:`MIN_DETECTED` of the cells; of more than
-    :data:`MAX_DEFAULT_GENES`, those with the highest mean. In ``var_names`` order."""
-    import scipy.sparse as sp
-
-    flagged = np.flatnonzero(adata.var[Key.var.regulator].to_numpy(dtype=bool))
-    matrix = adata.layers.get(Key.layers.counts, adata.X)
-    sub = matrix[:, flagged]
-    if not sp.issparse(sub):
-        sub = np.asarray(sub)
-    detected = np.asarray((sub > 0).sum(axis=0), dtype=np.float64).ravel() / adata.n_obs
-    mean = np.asarray(sub.mean(axis=0), dtype=np.float64).ravel()
-    keep = detected >= MIN_DETECTED
-    if keep.sum() < 2:
-        names = [str(adata.var_names[i]) for i in flagged[keep]]
-        raise GclError(
-            f"{int(keep.sum())} of the {flagged.size} regulators flagged in "
-            f".var[{Key.var.regulator!r}] are detected in at least {MIN_DETECTED:.0%} of the "
-            f"cells ({', '.join(names) or 'none'}); a network needs at least 2. Pass "
-            "genes=[...] to fit_grn to choose the genes, or check the annotation (organism, "
-            "gene symbols)."
-        )
-    chosen, mean = flagged[keep], mean[keep]
-    if chosen.size > MAX_DEFAULT_GENES:
-        chosen = np.sort(chosen[np.argsort(-mean, kind="stable")[:MAX_DEFAULT_GENES]])
-    logger.info(
-        "fit_grn: %d of %d flagged regulators are expressed (detected in >= %.0f%% of cells); "
-        "modelling %d",
-        int(keep.sum()),
-        flagged.size,
-        100 * MIN_DETECTED,
-        chosen.size,
-    )
-    return [str(adata.var_names[i]) for i in chosen]
-
-
-def select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str]:
-    """The genes ``fit_grn(genes=...)`` models (see its ``genes``), checked."""
-    if genes is None:
-        if Key.var.regulator in adata.var and adata.var[Key.var.regulator].to_numpy(bool).any():
-            return _expressed_regulators(adata)
-        if Key.var.highly_variable not in adata.var and adata.n_vars <= MAX_DEFAULT_GENES:
-            return list(adata.var_names)
-        genes = MAX_DEFAULT_GENES
-    if isinstance(genes, int | np.integer):
-        n = int(genes)
-        if n < 2:
-            raise GclError(f"genes={n}: a network needs at least 2 genes.")
-        if Key.var.highly_variable not in adata.var:
-            raise GclError(
-                "genes is a number but adata.var has no 'highly_variable' column; run "
-                "gcl.pp.recipe(adata) first or pass a list of genes."
-            )
-        hv = adata.var[Key.var.highly_variable].to_numpy(dtype=bool)
-        rank_col = "highly_variable_rank"
-        if rank_col in adata.var and adata.var[rank_col].notna().any():
-            order = np.argsort(adata.var[rank_col].fillna(np.inf).to_numpy(), kind="stable")
-        else:
-            order = np.flatnonzero(hv)
-        chosen = [adata.var_names[i] for i in order if hv[i]][:n]
-        return list(chosen)
-    genes = [genes] if isinstance(genes, str) else [str(g) for g in genes]
-    missing = [g for g in genes if g not in adata.var_names]
-    if missing:
-        raise GclError(
-            f"{len(missing)} genes are not in adata.var_names: {', '.join(missing[:10])}"
-            f"{' ...' if len(missing) > 10 else ''}. Check the spelling or subset the list."
-        )
-    if len(set(genes)) != len(genes):
-        raise GclError("genes has duplicates; pass each gene once.")
-    if len(genes) < 2:
-        raise GclError("a network needs at least 2 genes.")
-    return genes
-
-
-#: The old name of :func:`select_genes`, which tests import.
-_select_genes = select_genes
-
-
-#: Sign words a prior may use (lower case), as BEELINE and curated databases write them.
-_SIGN_WORDS = {"+": 1, "-": -1, "activation": 1, "repression": -1}
-_SIGNS_ACCEPTED = (
-    "'+'/'-', 1/-1 (or any signed number), 'activation'/'repression' (any case), or empty"
-)
-
-
-def _parse_sign(value: Any) -> int | None:
-    """+1, -1 or 0 (free) for one prior sign, or None when it cannot be read."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return 0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word == "":
-            return 0
-        if word in _SIGN_WORDS:
-            return _SIGN_WORDS[word]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(np.sign(number)) if np.isfinite(number) else None
-
-
-def _prior_signs(values: pd.Series) -> np.ndarray:
-    """Each row's sign in {-1, 0, +1}; every unreadable value is named in one error."""
-    signs = [_parse_sign(v) for v in values]
-    bad = sorted({repr(v) for v, s in zip(values, signs) if s is None})
-    if bad:
-        raise GclError(
-            f"prior['sign'] has values that are not a sign: {', '.join(bad[:10])}"
-            f"{' ...' if len(bad) > 10 else ''}. Accepted: {_SIGNS_ACCEPTED}; fix or drop "
-            "those rows (an empty sign leaves the edge's sign free)."
-        )
-    return np.asarray(signs, dtype=np.int8)
-
-
-def _prior_mask(prior: Any, genes: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(mask of allowed edges, sign) from a prior DataFrame (source, target[, sign])."""
-    if prior is None:
-        return None, None
-    if not isinstance(prior, pd.DataFrame) or not {"source", "target"} <= set(prior.columns):
-        raise GclError(
-            "prior must be a DataFrame with columns 'source' and 'target' (and optionally "
-            f"'sign': {_SIGNS_ACCEPTED})."
-        )
-    unknown = sorted(set(prior["source"].astype(str)) | set(prior["target"].astype(str)))
-    unknown = [g for g in unknown if g not in genes]
-    if unknown:
-        raise GclError(
-            f"the prior names {len(unknown)} genes that are not among the modelled genes: "
-            f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}. Drop those rows "
-            "or add the genes with genes=[...]."
-        )
-    pos = {g: i for i, g in enumerate(genes)}
-    n = len(genes)
-    mask = np.zeros((n, n), dtype=bool)
-    sign = np.zeros((n, n), dtype=np.int8)
-    signs = _prior_signs(prior["sign"]) if "sign" in prior.columns else None
-    for k, (src, tgt) in enumerate(zip(prior["source"].astype(str), prior["target"].astype(str))):
-        i, j = pos[tgt], pos[src]
-        mask[i, j] = True
-        if signs is not None:
-            sign[i, j] = signs[k]
-    return mask, sign
 
 
 #: How drifts written before ``Key.drift_params.crossgene`` existed named the cross-gene
@@ -480,7 +332,7 @@ def fit_grn(
     if not np.isfinite(x).all() or (dxdt is not None and not np.isfinite(dxdt).all()):
         raise GclError("the drift or states contain NaN; recompute the drift with gcl.tl.drift.")
 
-    mask, sign = _prior_mask(prior, gene_list)
+    mask, sign = _prior_mask(prior, gene_list, params)  # records the prior's counts
     # adaptive connection cost: an edge costs less the more the partial correlations of the
     # log expression support it; counts are log-normalised, .X is taken as it is (usually
     # log-scaled already; on the BEELINE expression log1p lowered the median AUPRC ratio
