@@ -16,15 +16,14 @@ from .._keys import Key
 from ._landscape_parts import (
     _basis_labels,
     _cell_colors,
-    _cell_energy,
-    _energy_grid,
+    _draw_attractors,
+    _energy_with_levels,
     _frame,
     _index1,
     _stable,
     _z_on_grid,
 )
 from ._utils import (
-    energy_levels,
     get_landscape,
     new_axes,
     outlined,
@@ -120,12 +119,8 @@ def landscape(
     if kind not in ("contour", "surface"):
         raise GclError(f"kind={kind!r}: use 'contour' or 'surface'.")
     land = get_landscape(adata, key)
-    x, y, U = _energy_grid(land, energy)
+    x, y, U, lev = _energy_with_levels(adata, land, key, energy, levels)
     cell_colors, lut = _cell_colors(adata, land, key, color) if cells else (None, None)
-    ref = _cell_energy(adata, key, len(land.coords)) if energy == "U" else None
-    if ref is None and land.coords.size:
-        ref = _z_on_grid(x, y, U, land.coords[:, 0], land.coords[:, 1])
-    lev = energy_levels(U, ref, levels)
     att, sad = _stable(land), _index1(land)
     size = (
         point_size
@@ -173,29 +168,7 @@ def landscape(
                 zorder=4,
             )
             s.set_gid("saddles")
-        a = ax.scatter(
-            att["basis_1"],
-            att["basis_2"],
-            marker="*",
-            s=140,
-            c="white",
-            edgecolors="k",
-            linewidths=0.7,
-            zorder=5,
-        )
-        a.set_gid("attractors")
-        if labels:
-            for _, r in att.iterrows():
-                t = ax.annotate(
-                    str(r["label"]),
-                    (r["basis_1"], r["basis_2"]),
-                    xytext=(5, 5),
-                    textcoords="offset points",
-                    fontweight="bold",
-                    zorder=6,
-                )
-                outlined(t)
-                t.set_gid("attractor_label")
+        _draw_attractors(ax, att, labels=labels)
         _frame(ax, land)
     else:
         xx, yy = np.meshgrid(x, y)

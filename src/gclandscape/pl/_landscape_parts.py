@@ -9,9 +9,7 @@ import numpy as np
 
 from .._errors import GclError
 from .._keys import Key
-from ._utils import (
-    categorical_colors,
-)
+from ._utils import categorical_colors, energy_levels, outlined
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -37,6 +35,18 @@ def _cell_energy(adata: Any, key: str, n: int) -> np.ndarray | None:
     if isinstance(adata, AnnData) and Key.energy(key) in adata.obs and adata.n_obs == n:
         return adata.obs[Key.energy(key)].to_numpy(dtype=np.float64)
     return None
+
+
+def _energy_with_levels(
+    adata: Any, land: Landscape, key: str, energy: str, n_levels: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``x``, ``y``, the energy grid and ``n_levels`` contour levels scaled to the cells'
+    energies: the stored per-cell ``U`` when there is one, else the grid under the cells."""
+    x, y, U = _energy_grid(land, energy)
+    ref = _cell_energy(adata, key, len(land.coords)) if energy == "U" else None
+    if ref is None and land.coords.size:
+        ref = _z_on_grid(x, y, U, land.coords[:, 0], land.coords[:, 1])
+    return x, y, U, energy_levels(U, ref, n_levels)
 
 
 def _cell_colors(
@@ -76,6 +86,35 @@ def _cell_colors(
 def _stable(land: Landscape) -> Any:
     att = land.attractors
     return att[att["stable"].astype(bool)] if "stable" in att else att
+
+
+def _draw_attractors(ax: Axes, att: Any, *, size: float = 140, labels: bool = True) -> None:
+    """White stars at the stable attractors (gid ``"attractors"``) on a 2-D axes, each with
+    its outlined label (gid ``"attractor_label"``) when ``labels``."""
+    a = ax.scatter(
+        att["basis_1"],
+        att["basis_2"],
+        marker="*",
+        s=size,
+        c="white",
+        edgecolors="k",
+        linewidths=0.7,
+        zorder=5,
+    )
+    a.set_gid("attractors")
+    if not labels:
+        return
+    for _, r in att.iterrows():
+        t = ax.annotate(
+            str(r["label"]),
+            (r["basis_1"], r["basis_2"]),
+            xytext=(5, 5),
+            textcoords="offset points",
+            fontweight="bold",
+            zorder=6,
+        )
+        outlined(t)
+        t.set_gid("attractor_label")
 
 
 def _index1(land: Landscape) -> Any:

@@ -10,20 +10,17 @@ from .._errors import GclError
 from .._keys import Key
 from ._landscape_parts import (
     _basis_labels,
-    _cell_energy,
-    _energy_grid,
+    _draw_attractors,
+    _energy_with_levels,
     _frame,
     _stable,
-    _z_on_grid,
 )
 from ._utils import (
     PERTURBED_COLOR,
     WT_COLOR,
     check_result,
-    energy_levels,
     get_landscape,
     new_axes,
-    outlined,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,11 +111,7 @@ def trajectories(
     fig, ax = new_axes(ax, figsize)
     x, y = np.asarray(land.grid["x"]), np.asarray(land.grid["y"])
     if energy is not None:
-        _, _, U = _energy_grid(land, energy)
-        ref = _cell_energy(adata, key, len(land.coords)) if energy == "U" else None
-        if ref is None and land.coords.size:
-            ref = _z_on_grid(x, y, U, land.coords[:, 0], land.coords[:, 1])
-        lev = energy_levels(U, ref, 12)
+        _, _, U, lev = _energy_with_levels(adata, land, key, energy, 12)
         cs = ax.contourf(
             x, y, np.clip(U, 0, lev[-1]), levels=lev, cmap=cmap, extend="max", alpha=0.6
         )
@@ -145,28 +138,7 @@ def trajectories(
             linewidths=0.3,
         )
         end.set_gid(f"{name}_end")
-    att = _stable(land)
-    a = ax.scatter(
-        att["basis_1"],
-        att["basis_2"],
-        marker="*",
-        s=140,
-        c="white",
-        edgecolors="k",
-        linewidths=0.7,
-        zorder=5,
-    )
-    a.set_gid("attractors")
-    for _, r in att.iterrows():
-        t = ax.annotate(
-            str(r["label"]),
-            (r["basis_1"], r["basis_2"]),
-            xytext=(5, 5),
-            textcoords="offset points",
-            fontweight="bold",
-            zorder=6,
-        )
-        outlined(t)
+    _draw_attractors(ax, _stable(land))
     ax.legend(loc="best")
     # widened to paths that leave the grid (a knockout can push cells off the manifold)
     _frame(ax, land, *(np.asarray(traj[n])[:, :n_paths] for n in ("wt", "perturbed")))

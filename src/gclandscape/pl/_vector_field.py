@@ -10,14 +10,12 @@ from .._errors import GclError
 from .._keys import Key
 from ._landscape_parts import (
     _basis_labels,
-    _cell_energy,
-    _energy_grid,
+    _draw_attractors,
+    _energy_with_levels,
     _frame,
     _stable,
-    _z_on_grid,
 )
 from ._utils import (
-    energy_levels,
     get_landscape,
     new_axes,
 )
@@ -111,11 +109,7 @@ def vector_field(
         figsize = (4.2, 3.8)
     fig, ax = new_axes(ax, figsize)
     if energy is not None:
-        _, _, U = _energy_grid(land, energy)
-        ref = _cell_energy(adata, key, len(land.coords)) if energy == "U" else None
-        if ref is None and land.coords.size:
-            ref = _z_on_grid(x, y, U, land.coords[:, 0], land.coords[:, 1])
-        lev = energy_levels(U, ref, 16)
+        _, _, U, lev = _energy_with_levels(adata, land, key, energy, 16)
         cs = ax.contourf(x, y, np.clip(U, 0, lev[-1]), levels=lev, cmap=cmap, extend="max")
         cs.set_gid("energy")
         fig.colorbar(
@@ -142,18 +136,7 @@ def vector_field(
     )
     sp.lines.set_gid("streamlines")
     if attractors:
-        att = _stable(land)
-        a = ax.scatter(
-            att["basis_1"],
-            att["basis_2"],
-            marker="*",
-            s=120,
-            c="white",
-            edgecolors="k",
-            linewidths=0.7,
-            zorder=5,
-        )
-        a.set_gid("attractors")
+        _draw_attractors(ax, _stable(land), size=120, labels=False)
     _frame(ax, land)
     _basis_labels(ax, land)
     return fig
