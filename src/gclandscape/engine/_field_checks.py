@@ -35,6 +35,15 @@ def _as_states(x: Any, name: str, n_genes: int | None = None) -> np.ndarray:
     return arr
 
 
+def _attractors_and_saddles(attractors: Any, saddles: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(n, G)`` attractors and ``(m, G)`` saddles with the same genes (``None`` or no
+    saddles: an empty ``(0, G)`` array)."""
+    att = _as_states(attractors, "attractors")
+    if saddles is None or len(saddles) == 0:
+        return att, np.zeros((0, att.shape[1]))
+    return att, _as_states(saddles, "saddles", att.shape[1])
+
+
 def _prepare_field(
     field: Any, n_genes: int, args: Any, device: torch.device | None = None
 ) -> VectorField:

@@ -41,7 +41,7 @@ import torch
 from .._defaults import DT, T_RELAX
 from .._errors import GclError
 from .._utils import logger
-from ._field_checks import VectorField, _as_states, _prepare_field
+from ._field_checks import VectorField, _as_states, _attractors_and_saddles, _prepare_field
 from ._gmam import _cumulative, _gmam, _noise_weights, _reparam
 from ._root_finding import _polish, _speed
 from ._saddle_connections import _descents, _unstable_direction, saddle_connections
@@ -375,13 +375,7 @@ def transition_paths(
     """
     import pandas as pd
 
-    att = _as_states(attractors, "attractors")
-    g = att.shape[1]
-    sad = (
-        np.zeros((0, g))
-        if saddles is None or len(saddles) == 0
-        else _as_states(saddles, "saddles", g)
-    )
+    att, sad = _attractors_and_saddles(attractors, saddles)
     cols = [
         "source", "target", "saddle", "barrier_forward", "barrier_backward", "converged", "path",
         "path_reverse",

@@ -11,7 +11,7 @@ import torch
 
 from .._defaults import DT, T_RELAX
 from .._utils import logger
-from ._field_checks import VectorField, _as_states, _prepare_field
+from ._field_checks import VectorField, _attractors_and_saddles, _prepare_field
 from ._integrate import integrate
 from ._jacobian import _jac
 from ._root_finding import _relax, _speed
@@ -113,13 +113,8 @@ def saddle_connections(
     >>> sorted(saddle_connections(toggle, att, [[0.5, 0.5]])[0].tolist())
     [0, 1]
     """
-    att = _as_states(attractors, "attractors")
+    att, sad = _attractors_and_saddles(attractors, saddles)
     g = att.shape[1]
-    sad = (
-        np.zeros((0, g))
-        if saddles is None or len(saddles) == 0
-        else _as_states(saddles, "saddles", g)
-    )
     out = np.full((len(sad), 2), -1, dtype=int)
     if len(sad) == 0:
         return out
