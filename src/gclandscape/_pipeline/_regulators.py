@@ -11,51 +11,21 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from anndata import AnnData
 
-from ._context import MIN_DETECTED, RunContext, log
-
-
-def detected_fraction(adata: AnnData) -> pd.Series:
-    """Share of the cells in which each gene is detected (count > 0; X > 0 without counts)."""
-    import numpy as np
-    import pandas as pd
-
-    from .._keys import Key
-
-    matrix = adata.layers.get(Key.layers.counts, adata.X)
-    n = np.asarray((matrix > 0).sum(axis=0), dtype=np.float64).ravel()
-    return pd.Series(n / max(adata.n_obs, 1), index=adata.var_names)
+from ._context import RunContext, log
 
 
 def expressed_regulators(
-    adata: AnnData, *, min_detected: float = MIN_DETECTED, cap: int | None = None
+    adata: AnnData, *, min_detected: float | None = None, cap: int | None = None
 ) -> list[str]:
-    """The annotated regulators (``var['gcl_regulator']``) detected in at least
-    ``min_detected`` of the cells, at most ``cap`` (fit_grn's default number of genes), the
-    most variable first where there are more.
+    """The regulators ``--organism`` models: fit_grn's own rule for its default genes
+    (:func:`gclandscape.landscape._regulator_genes.expressed_regulators`: detected in at
+    least ``min_detected`` of the cells, at most ``cap``, the most variable first), so the
+    command line and ``fit_grn(genes=None)`` choose the same genes. Imported here on call,
+    which keeps ``gclandscape --help`` from importing pandas."""
+    from ..landscape import _regulator_genes as rule
 
-    More than ``cap`` are ranked like fit_grn's default genes: by scanpy's
-    ``highly_variable_rank``, then (genes outside the highly variable ones) by detection.
-    """
-    import numpy as np
-
-    from .._keys import Key
-    from ..landscape._fit_grn import MAX_DEFAULT_GENES
-
-    cap = MAX_DEFAULT_GENES if cap is None else int(cap)
-    flagged = adata.var[Key.var.regulator].to_numpy(dtype=bool)
-    detected = detected_fraction(adata).to_numpy()
-    keep = np.flatnonzero(flagged & (detected >= min_detected))
-    if len(keep) > cap:
-        rank_col = "highly_variable_rank"
-        rank = (
-            adata.var[rank_col].to_numpy(dtype=np.float64)
-            if rank_col in adata.var
-            else np.full(adata.n_vars, np.nan)
-        )
-        rank = np.where(np.isfinite(rank), rank, np.inf)
-        order = np.lexsort((-detected[keep], rank[keep]))  # last key sorts first
-        keep = np.sort(keep[order[:cap]])  # data order, as fit_grn keeps it
-    return [str(adata.var_names[i]) for i in keep]
+    share = rule.MIN_DETECTED if min_detected is None else min_detected
+    return rule.expressed_regulators(adata, min_detected=share, cap=cap)
 
 
 def annotate(ctx: RunContext) -> None:
@@ -64,7 +34,7 @@ def annotate(ctx: RunContext) -> None:
     from .. import pp
     from .._errors import GclError
     from .._keys import Key
-    from ..landscape._fit_grn import MAX_DEFAULT_GENES
+    from ..landscape._regulator_genes import MAX_DEFAULT_GENES, MIN_DETECTED, detected_fraction
 
     work = ctx.work
     pp.annotate_regulators(work, organism=ctx.organism)
@@ -113,32 +83,37 @@ def read_prior(
 
 
 def prior_for_genome(ctx: RunContext, genes: Sequence[str]) -> pd.DataFrame | None:
-    """The --prior edges between the genome's ``genes`` (None without --prior); the record
-    (file, edges in the file and kept) goes to the summary."""
+    """The --prior network for fit_grn (None without --prior), checked against the genome's
+    ``genes`` with fit_grn's own rule (:func:`gclandscape.landscape._regulator_genes.
+    prior_edges`: rows naming other genes dropped, a pair listed with both signs left free);
+    the record (file, edges in the file and used) goes to the summary."""
     from .._errors import GclError
+    from ..landscape._regulator_genes import prior_edges
 
     if ctx.prior is None:
         return None
-    n_file = len(read_prior(ctx.prior, ctx.organism))
-    edges = read_prior(ctx.prior, ctx.organism, genes)
+    prior = read_prior(ctx.prior, ctx.organism)
+    edges, counts = prior_edges(prior, list(genes))
     if not len(edges):
         shown = ", ".join(list(genes)[:10]) + (" ..." if len(genes) > 10 else "")
         raise GclError(
-            f"--prior {ctx.prior}: none of its {n_file} edges connects two of the genome's "
+            f"--prior {ctx.prior}: none of its {len(prior)} edges connects two of the genome's "
             f"{len(genes)} genes ({shown}), and the prior is a hard mask (an empty network). "
             "Check that its gene names match the data's (case-sensitive; --organism chooses "
             "the regulators), or leave --prior out."
         )
     ctx.summary["prior"] = {
         "file": str(ctx.prior),
-        "n_edges_file": n_file,
+        "n_edges_file": len(prior),
         "n_edges_kept": len(edges),
         "n_activating": int((edges["sign"] > 0).sum()),
         "n_repressing": int((edges["sign"] < 0).sum()),
+        "n_sign_conflicts": counts["prior_sign_conflicts"],
     }
-    log.info("prior: %d of the %d edges of %s connect the genome's genes", len(edges), n_file,
-             ctx.prior)  # fmt: skip
-    return edges
+    log.info("prior: %d of the %d edges of %s connect the genome's genes", len(edges),
+             len(prior), ctx.prior)  # fmt: skip
+    # the whole file: fit_grn drops the same rows and records the counts in its params
+    return prior
 
 
 def genome_params(ctx: RunContext) -> dict[str, Any]:
@@ -151,6 +126,6 @@ def genome_params(ctx: RunContext) -> dict[str, Any]:
         kwargs["genes"] = list(genes)
     prior = prior_for_genome(ctx, genes)
     if prior is not None:
-        kwargs["genes"] = list(genes)  # the genes the prior was filtered to, explicitly
+        kwargs["genes"] = list(genes)  # the genes the prior was checked against, explicitly
         kwargs["prior"] = prior
     return kwargs
