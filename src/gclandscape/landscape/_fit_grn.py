@@ -145,9 +145,11 @@ def fit_grn(
         Genes to model: a list; an int (that many highly variable genes); or None: the
         expressed regulators when ``.var["gcl_regulator"]`` marks any
         (:func:`gclandscape.pp.annotate_regulators`): those detected in at least 5 % of the
-        cells (:data:`MIN_DETECTED`; at most 200, the highest mean first; fewer than 2 is an
-        error), else at most 200 highly variable genes (all genes when there are at most 200
-        and no highly variable ones). Zero-variance genes are dropped with a warning.
+        cells (:data:`MIN_DETECTED`; of more than 200, the most variable by scanpy's
+        ``highly_variable_rank``, then the most often detected; fewer than 2 is an error;
+        ``gclandscape run --organism`` models the same genes), else at most 200 highly
+        variable genes (all genes when there are at most 200 and no highly variable ones).
+        Zero-variance genes are dropped with a warning.
     time_key
         ``.obs`` column with time (pseudotime, simulation time, ordered time points).
     root
@@ -162,7 +164,12 @@ def fit_grn(
         DataFrame ``source``, ``target`` (optionally ``sign``: ``'+'``/``'-'`` as BEELINE
         writes them, ``1``/``-1`` or any signed weight, ``'activation'``/``'repression'``
         in any case; empty leaves the sign free): the allowed edges (a hard mask; signs are
-        enforced where given).
+        enforced where given). Rows whose source or target is not modelled are dropped (a
+        curated prior such as :func:`gclandscape.datasets.prior_network` names thousands of
+        genes), with a logged note and the counts in ``params`` (``prior_rows``,
+        ``prior_rows_used``, ``prior_rows_dropped``, ``prior_edges``,
+        ``prior_sign_conflicts``); a pair given in several rows is one edge, its sign left
+        free when the rows disagree. A prior with no usable row is an error.
     l1
         Connection cost (group-lasso strength); default: a data-derived fraction of the value
         that empties the network (:func:`gclandscape.engine.default_l1`).
