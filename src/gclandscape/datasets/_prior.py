@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import GclDownloadError, GclError, GclFileNotFoundError, GclFormatError
+from .._signs import parse_sign
 from .._utils import logger
 from ._paul15 import DATA_DIR_ENV, DOWNLOAD_TIMEOUT, _describe, cache_dir
 
@@ -44,19 +45,6 @@ ONE_TO_MANY = 5
 ORGANISMS = ("human", "mouse")
 #: Column names read as the sign, in this order of preference.
 _SIGN_COLUMNS = ("sign", "weight", "mor", "mode", "type", "effect", "regulation")
-_SIGN_WORDS = {
-    "+": 1,
-    "-": -1,
-    "activation": 1,
-    "activator": 1,
-    "activating": 1,
-    "positive": 1,
-    "repression": -1,
-    "repressor": -1,
-    "repressing": -1,
-    "inhibition": -1,
-    "negative": -1,
-}
 _SIGNS_ACCEPTED = (
     "'+'/'-', 1/-1 or any signed non-zero number, 'activation'/'repression' (any case)"
 )
@@ -97,20 +85,6 @@ def _fetch(url: str, fname: str, known_hash: str | None, what: str, organism: st
         raise GclDownloadError(
             f"Downloading {what} from {url} failed: {_describe(exc)}. {hint}"
         ) from exc
-
-
-def _parse_sign(value: object) -> int | None:
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _SIGN_WORDS:
-            return _SIGN_WORDS[word]
-    elif value is None or pd.isna(value):
-        return None
-    try:
-        number = float(value)  # also numbers written as strings, "1", "-0.7"
-    except (TypeError, ValueError):
-        return None
-    return int(np.sign(number)) if np.isfinite(number) and number != 0 else None
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -158,7 +132,7 @@ def to_signed_edges(table: pd.DataFrame, *, origin: str = "the network") -> pd.D
         )
     source = table[columns["source"]].astype(str).str.strip()
     target = table[columns["target"]].astype(str).str.strip()
-    signs = [_parse_sign(v) for v in table[sign_col]]
+    signs = [parse_sign(v) or None for v in table[sign_col]]  # a zero is no sign here
     bad = [i for i, s in enumerate(signs) if s is None]
     empty = (source == "") | (target == "") | source.isin(["nan"]) | target.isin(["nan"])
     if bad:

@@ -30,10 +30,10 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .._errors import GclError, GclFileNotFoundError, GclFormatError
+from .._signs import parse_sign
 
 # The expression tree, its parser and the network class live in their own modules; their
 # names stay importable from here, where callers have always imported them.
@@ -97,22 +97,6 @@ def _meaningful(lines: list[str]) -> list[tuple[int, str]]:
     return [
         (i + 1, ln) for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")
     ]
-
-
-_SIGNS = {
-    "+": 1,
-    "1": 1,
-    "+1": 1,
-    "activation": 1,
-    "activator": 1,
-    "activates": 1,
-    "-": -1,
-    "-1": -1,
-    "repression": -1,
-    "repressor": -1,
-    "represses": -1,
-    "inhibition": -1,
-}
 
 
 def parse_rules(
@@ -339,15 +323,13 @@ def network_from_edges(
             _valid_name(g, source, lineno)
             if g not in order:
                 order.append(g)
-        key = str(sign).strip().lower()
-        if isinstance(sign, int | float | np.integer | np.floating) and not isinstance(sign, bool):
-            key = "1" if sign > 0 else "-1" if sign < 0 else "0"
-        if key not in _SIGNS:
+        value = parse_sign(sign)
+        if not value:  # None: no sign; 0: neither activation nor repression
             raise GclFormatError(
                 f"{_where(source, lineno)}: unexpected sign {sign!r} on edge {s} -> {t}; "
                 "expected '+' or '-' (also 1/-1, activation/repression)."
             )
-        bucket = act if _SIGNS[key] > 0 else rep
+        bucket = act if value > 0 else rep
         lst = bucket.setdefault(t, [])
         if s not in lst:
             lst.append(s)

@@ -10,26 +10,9 @@ import pandas as pd
 
 from .._errors import GclFileNotFoundError, GclFormatError
 from .._keys import Key
+from .._signs import parse_sign
 from ._formats import _BEELINE_EXPRESSION, _guard
 from ._text import _read_text
-
-_SIGNS = {
-    "+": 1,
-    "+1": 1,
-    "1": 1,
-    "activation": 1,
-    "activator": 1,
-    "activates": 1,
-    "positive": 1,
-    "-": -1,
-    "-1": -1,
-    "repression": -1,
-    "repressor": -1,
-    "represses": -1,
-    "inhibition": -1,
-    "inhibitor": -1,
-    "negative": -1,
-}
 
 
 def read_reference_network(path: Path) -> pd.DataFrame:
@@ -60,16 +43,14 @@ def read_reference_network(path: Path) -> pd.DataFrame:
     if typ is None:
         sign = np.zeros(len(df), dtype=np.int64)
     else:
-        key = df[typ].str.strip().str.lower()
-        mapped = key.map(_SIGNS)
-        if mapped.isna().any():
-            i = int(np.argmax(mapped.isna().to_numpy()))
+        sign = np.array([parse_sign(v) or 0 for v in df[typ]], dtype=np.int64)
+        if (sign == 0).any():
+            i = int(np.argmax(sign == 0))
             raise GclFormatError(
                 f"{path}: edge {i + 1} ({df[src].iloc[i]} -> {df[tgt].iloc[i]}) has Type "
                 f"{df[typ].iloc[i]!r}, which is neither activation nor repression. Fix: use "
                 "'+' for activation and '-' for repression."
             )
-        sign = mapped.to_numpy(dtype=np.int64)
     return pd.DataFrame(
         {
             "source": df[src].to_numpy(dtype=str).astype(object),

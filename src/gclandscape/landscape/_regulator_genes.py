@@ -16,6 +16,7 @@ import pandas as pd
 
 from .._errors import GclError
 from .._keys import Key
+from .._signs import parse_sign
 from .._utils import logger
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -195,8 +196,6 @@ def select_genes(adata: AnnData, genes: Sequence[str] | int | None) -> list[str]
 
 
 # ----------------------------------------------------------------------------- prior network
-#: Sign words a prior may use (lower case), as BEELINE and curated databases write them.
-_SIGN_WORDS = {"+": 1, "-": -1, "activation": 1, "repression": -1}
 _SIGNS_ACCEPTED = (
     "'+'/'-', 1/-1 (or any signed number), 'activation'/'repression' (any case), or empty"
 )
@@ -206,17 +205,9 @@ def _parse_sign(value: Any) -> int | None:
     """+1, -1 or 0 (free) for one prior sign, or None when it cannot be read."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return 0
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word == "":
-            return 0
-        if word in _SIGN_WORDS:
-            return _SIGN_WORDS[word]
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(np.sign(number)) if np.isfinite(number) else None
+    if isinstance(value, str) and not value.strip():
+        return 0
+    return parse_sign(value)
 
 
 def _prior_signs(values: pd.Series) -> np.ndarray:
