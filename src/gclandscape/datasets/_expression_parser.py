@@ -8,6 +8,7 @@ start with a letter or ``_`` and may contain letters, digits, ``_`` and ``.`` (`
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._errors import GclFormatError
@@ -106,28 +107,24 @@ class _Parser:
         return expr
 
     def _or(self) -> Expr:
-        args = [self._and()]
-        while self._peek().kind == "or":
-            self.i += 1
-            args.append(self._and())
-        if len(args) == 1:
-            return args[0]
-        flat: list[Expr] = []
-        for a in args:
-            flat.extend(a.args if isinstance(a, Or) else (a,))
-        return Or(tuple(flat))
+        return self._chain("or", self._and, Or)
 
     def _and(self) -> Expr:
-        args = [self._not()]
-        while self._peek().kind == "and":
+        return self._chain("and", self._not, And)
+
+    def _chain(self, op: str, operand: Callable[[], Expr], node: type[And | Or]) -> Expr:
+        """``operand (op operand)*`` as one flat ``node`` (``a or (b or c)`` is ``Or(a, b, c)``);
+        a single operand is returned as it is."""
+        args = [operand()]
+        while self._peek().kind == op:
             self.i += 1
-            args.append(self._not())
+            args.append(operand())
         if len(args) == 1:
             return args[0]
         flat: list[Expr] = []
         for a in args:
-            flat.extend(a.args if isinstance(a, And) else (a,))
-        return And(tuple(flat))
+            flat.extend(a.args if isinstance(a, node) else (a,))
+        return node(tuple(flat))
 
     def _not(self) -> Expr:
         if self._peek().kind == "not":
