@@ -30,6 +30,11 @@ def test_precedence_not_and_or():
     assert parse_expression("(a or b) and c") == And((Or((Var("a"), Var("b"))), Var("c")))
     assert parse_expression("a & !b | c") == Or((And((Var("a"), Not(Var("b")))), Var("c")))
     assert str(parse_expression("not (Gata1 or Gata2) and Pu.1")) == "not (Gata1 or Gata2) and Pu.1"
+    # nested chains of one operator flatten into one node; the other operator stays nested
+    a, b, c = Var("a"), Var("b"), Var("c")
+    assert parse_expression("a or (b or c)") == Or((a, b, c))
+    assert parse_expression("(a and b) and c") == And((a, b, c))
+    assert parse_expression("a and (b or c)") == And((a, Or((b, c))))
 
 
 def test_constants_and_dotted_names():
