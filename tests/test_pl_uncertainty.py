@@ -5,13 +5,13 @@ only a legend that says so."""
 
 from __future__ import annotations
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
 
 import gclandscape as gcl
+from _pair import pair_adata
 from gclandscape.pl._sim import UNCERTAIN, uncertain
 from gclandscape.pl._utils import PERTURBED_COLOR
 
@@ -165,23 +165,7 @@ def test_screen_single_genome_draws_no_marks_only_the_legend_note():
 def test_non_identifiable_pair_is_drawn_uncertain():
     """A and F are equal in the wild type: the genome where A holds the switch and the one
     where F does fit the data alike, and only one of them loses A-high on knocking out F."""
-    genes = ["A", "B", "F"]
-
-    def genome(toggle: str, follower: str) -> gcl.landscape.Genome:
-        i = {g: k for k, g in enumerate(genes)}
-        W = np.zeros((3, 3))
-        W[i[toggle], i["B"]] = W[i["B"], i[toggle]] = -10.0
-        W[i[follower], i[toggle]] = 10.0
-        b = np.full(3, 5.0)
-        b[i[follower]] = -5.0
-        return gcl.landscape.Genome(genes, W, b=b)
-
-    x = np.random.default_rng(0).uniform(0, 1, (150, 2))
-    adata = ad.AnnData(np.column_stack([x[:, 0], x[:, 1], x[:, 0]]))
-    adata.var_names = genes
-    adata.obs["celltype"] = pd.Categorical(np.where(x[:, 0] > x[:, 1], "A-high", "B-high"))
-    gcl.landscape.Genome.ensemble([genome("A", "F"), genome("F", "A")]).write_to_adata(adata)
-    gcl.landscape.fit_landscape(adata, groupby="celltype")
+    adata = pair_adata(150)
     res = gcl.sim.perturb(adata, gcl.sim.Knockout("F"), n_cells=150, n_null=0)
     ax = gcl.pl.fate_shift(res).axes[0]
     assert [t.get_text() for t in _gid(ax.texts, "p_lost")] == ["p_lost 0.50", "p_lost 0.00"]

@@ -10,42 +10,17 @@ import pandas as pd
 import pytest
 
 import gclandscape as gcl
+from _pair import G1, G2, pair_adata
 from gclandscape._errors import GclError
 from gclandscape.sim._perturb import perturb_members
 from gclandscape.sim._screen import screen_members
 
-GENES = ["A", "B", "F"]
 KW = {"n_cells": 200, "n_null": 0}
-
-
-def _genome(toggle: str, follower: str, leader: str) -> gcl.landscape.Genome:
-    """``toggle`` and B repress each other; ``follower`` copies ``leader``."""
-    i = {g: k for k, g in enumerate(GENES)}
-    W = np.zeros((3, 3))
-    W[i[toggle], i["B"]] = W[i["B"], i[toggle]] = -10.0
-    W[i[follower], i[leader]] = 10.0
-    b = np.full(3, 5.0)
-    b[i[follower]] = -5.0
-    return gcl.landscape.Genome(GENES, W, b=b)
-
-
-#: A non-identifiable pair: A and F are always equal in the wild type, so the data cannot tell
-#: whether A holds the switch against B and F follows it (G1) or the other way round (G2).
-#: Both have the same attractors (A = F = 1, B = 0 and A = F = 0, B = 1); knocking out F loses
-#: A-high in G2 only, knocking out A loses it in G1 only.
-G1 = _genome("A", "F", "A")
-G2 = _genome("F", "A", "F")
 
 
 @pytest.fixture(scope="module")
 def pair():
-    x = np.random.default_rng(0).uniform(0, 1, (200, 2))
-    adata = ad.AnnData(np.column_stack([x[:, 0], x[:, 1], x[:, 0]]))
-    adata.var_names = GENES
-    adata.obs["celltype"] = pd.Categorical(np.where(x[:, 0] > x[:, 1], "A-high", "B-high"))
-    gcl.landscape.Genome.ensemble([G1, G2]).write_to_adata(adata)
-    gcl.landscape.fit_landscape(adata, groupby="celltype")
-    return adata
+    return pair_adata(200)
 
 
 def test_knockout_lost_in_one_member_of_two_gives_p_lost_one_half(pair):
