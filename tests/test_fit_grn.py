@@ -188,10 +188,23 @@ def test_nan_expression_is_an_error():
         gcl.landscape.fit_grn(a, genes=["a", "b"], time_key="t", n_bootstrap=0)
 
 
-def test_prior_with_unknown_genes_is_an_error():
+def test_prior_rows_naming_unmodelled_genes_are_dropped_and_counted():
+    # a curated prior names far more genes than a genome models: those rows are dropped
+    a = _toy()
     prior = pd.DataFrame({"source": ["a", "Nope"], "target": ["b", "a"]})
-    with pytest.raises(GclError, match="Nope"):
-        gcl.landscape.fit_grn(_toy(), genes=["a", "b"], time_key="t", prior=prior)
+    genome = gcl.landscape.fit_grn(a, genes=["a", "b"], time_key="t", prior=prior, n_bootstrap=0)
+    params = a.uns[Key.uns.genome]["params"]
+    assert (params["prior_rows_used"], params["prior_rows_dropped"]) == (1, 1)
+    # the prior is a hard mask (W is target x source): only a -> b may be non-zero
+    assert genome.W.loc["a", "b"] == 0.0
+    assert genome.W.loc["a", "a"] == genome.W.loc["b", "b"] == 0.0
+
+
+def test_readout_of_a_single_other_gene():
+    # one gene left to read out: scikit-learn's 1-d coefficients once broke the fit
+    a = _toy()
+    gcl.landscape.fit_grn(a, genes=["a", "b"], time_key="t", n_bootstrap=0)
+    assert a.uns[Key.uns.genome]["params"]["readout_genes"] == 1
 
 
 def test_zero_variance_gene_dropped_with_warning():

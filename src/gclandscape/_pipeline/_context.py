@@ -32,9 +32,6 @@ RUN_N_SIM_CELLS = 500
 MAX_SCREEN = 15
 #: Random knockouts in the null of the screen's perturbation score.
 RUN_N_NULL = 10
-#: With --organism, a regulator is "expressed" (and modelled) when detected in at least this
-#: share of the cells: an undetected TF has no signal for fit_grn to regress on.
-MIN_DETECTED = 0.05
 
 
 def run_epochs(n_cells: int) -> int:

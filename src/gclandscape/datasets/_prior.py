@@ -217,7 +217,8 @@ def prior_network(
         A CollecTRI file saved by decoupler (``ct.to_csv(...)``) works as it is.
     genes
         Keep only the edges whose source and target are both among these genes, e.g. the
-        genes ``fit_grn`` will model (its ``prior`` must not name other genes).
+        genes ``fit_grn`` will model (optional: ``fit_grn`` drops and counts the rows that
+        name genes it does not model).
 
     Returns
     -------

@@ -181,9 +181,10 @@ def fit_readout(
         y = _dense(expression, cols)
         ridge = Ridge(alpha=alpha).fit(z, y)
         block = slice(start, start + cols.size)
-        coef[block] = ridge.coef_
-        intercept[block] = ridge.intercept_
-        resid = y - ridge.predict(z)
+        # reshaped: with one target column scikit-learn returns 1-d coefficients/predictions
+        coef[block] = np.reshape(ridge.coef_, (cols.size, p))
+        intercept[block] = np.reshape(ridge.intercept_, cols.size)
+        resid = y - np.reshape(ridge.predict(z), y.shape)
         r2[block] = 1.0 - (resid**2).mean(0) / var[cols]
     logger.info(
         "readout: %d genes from %d genome genes on %d cells (alpha %.3g, median R² %.2f, %.1f s)",
