@@ -18,6 +18,18 @@ from ._genome import Genome
 CONV_TOL = 1e-4
 #: At most this many observed states seed the fixed-point search (plus one jittered copy each).
 MAX_STARTS = 1000
+#: Genomes with more genes than this get fewer observed starts, ``MAX_STARTS * LARGE_GENOME /
+#: n_genes`` (:func:`_max_starts`): relaxing one start costs about ``G² H`` per Euler step, so
+#: the search's cost grows as ``G²`` at a fixed number of starts (Paul15, 200 genes: 2200 starts
+#: took 70 s of a 140 s landscape). Attractors the smaller sample misses are still found: every
+#: observed cell is developed to its attractor and the search runs again from the cells that
+#: reach none of those found.
+LARGE_GENOME = 50
+#: Fewest observed starts for a large genome.
+MIN_STARTS = 100
+#: Attractors of two searches closer than this (max-norm) are the same point (the search's
+#: ``dedup_tol``; polished points agree to about 1e-9).
+SAME_POINT = 1e-4
 #: Random starts in the box of observed levels (for attractors no observed cell reaches).
 N_BOX = 200
 #: At most this many index-1 saddles get transition paths; points per minimum-action curve;
@@ -102,10 +114,29 @@ class _Threads:
         torch.set_num_threads(self.before)
 
 
+def _max_starts(n_genes: int, max_starts: int = MAX_STARTS) -> int:
+    """Observed states seeding the fixed-point search: ``max_starts`` up to
+    :data:`LARGE_GENOME` genes, then fewer in proportion to ``1 / n_genes`` (at least
+    :data:`MIN_STARTS`, never more than ``max_starts``)."""
+    if n_genes <= LARGE_GENOME:
+        return int(max_starts)
+    return int(min(max_starts, max(MIN_STARTS, round(max_starts * LARGE_GENOME / n_genes))))
+
+
 def _unique_rows(x: np.ndarray, tol: float) -> np.ndarray:
     """One representative per cell of a grid of step ``tol`` (end states → candidate attractors)."""
     _, first = np.unique(np.round(x / tol), axis=0, return_index=True)
     return x[np.sort(first)]
+
+
+def _has_new(found: np.ndarray, known: np.ndarray) -> bool:
+    """Whether any of the ``found`` attractors is none of the ``known`` ones."""
+    if not len(found):
+        return False
+    if not len(known):
+        return True
+    dist = np.abs(found[:, None, :] - known[None, :, :]).max(axis=2).min(axis=1)
+    return bool((dist > SAME_POINT).any())
 
 
 def _labels(
@@ -155,21 +186,26 @@ def _attractor_analysis(
     ``clamp`` = (gene indices, levels) of genes the field holds still (overexpression).
     Returns a dict with ``attractors`` and ``saddles`` (DataFrames without the energy and basis
     columns), ``basin`` (attractor row per cell), ``paths`` (DataFrame), ``path_states``,
-    ``path_states_reverse``, ``attractor_states``, ``saddle_states``, ``fixed_points``.
+    ``path_states_reverse``, ``attractor_states``, ``saddle_states``, ``fixed_points`` and
+    ``n_starts`` (starts of the first search: observed states, their jittered copies and the
+    random box states; fewer observed ones for a large genome, :func:`_max_starts`).
     """
     from ..engine import find_fixed_points, fixed_point_starts, transition_paths
 
     genes = [str(g) for g in genes]
-    starts = fixed_point_starts(states, n_jitter=1, max_states=max_starts, seed=seed)
+    max_states = _max_starts(states.shape[1], max_starts)
+    starts = fixed_point_starts(states, n_jitter=1, max_states=max_states, seed=seed)
     # plus random states in the observed box: attractors no observed cell flows into
     box = rng(seed).uniform(0.0, 1.0, (N_BOX, states.shape[1])) * states.max(axis=0)
     starts = np.concatenate([starts, box])
 
-    def search(x0: np.ndarray) -> Any:
+    def search(x0: np.ndarray, saddles: bool = True) -> Any:
         if clamp is not None:
             x0[:, clamp[0]] = clamp[1]
         with _Threads(1):
-            found = find_fixed_points(field, x0, dt=RELAX_DT, nonnegative=True, seed=seed)
+            found = find_fixed_points(
+                field, x0, dt=RELAX_DT, nonnegative=True, seed=seed, saddles=saddles
+            )
         if clamp is not None:  # a clamped gene has no dynamics: keep points at its level
             found = found.select((np.abs(found.states[:, clamp[0]] - clamp[1]) <= 1e-6).all(axis=1))
         return found
@@ -179,14 +215,19 @@ def _attractor_analysis(
     # every cell developed deterministically until it reaches an attractor's neighbourhood
     ends, basin = _relax_cells(field, states, fp.attractors, dt=RELAX_DT, t_max=T_RELAX, near=near)
     if (basin < 0).any():
-        # cells that ended elsewhere: attractors the subsampled starts missed (or cells still
-        # moving); search again with their end states among the starts
+        # cells that ended elsewhere: attractors the subsampled starts missed, or cells still
+        # moving (slow directions, near a saddle). Their end states are relaxed further
+        # (attractors only, cheap); the full search runs again with them among its starts
+        # only when that finds a new attractor (whose saddles the full search finds). On
+        # Paul15 (200 genes) 170 slow cells found nothing new, and repeating the full search
+        # anyway had been half of the landscape's time.
         old = fp.attractors
         extra = _unique_rows(ends[basin < 0], 1e-2)
-        fp = search(np.concatenate([extra, starts]))
-        if len(old) and len(fp.attractors):  # rows of the first search → rows of this one
-            moved = np.abs(old[:, None, :] - fp.attractors[None, :, :]).max(axis=2).argmin(1)
-            basin = np.where(basin >= 0, moved[np.clip(basin, 0, None)], -1)
+        if _has_new(search(extra.copy(), saddles=False).attractors, old):
+            fp = search(np.concatenate([extra, starts]))
+            if len(old) and len(fp.attractors):  # rows of the first search → of this one
+                moved = np.abs(old[:, None, :] - fp.attractors[None, :, :]).max(axis=2).argmin(1)
+                basin = np.where(basin >= 0, moved[np.clip(basin, 0, None)], -1)
     att = fp.attractors
     if len(att) == 0:
         raise GclError(
@@ -291,4 +332,5 @@ def _attractor_analysis(
         "attractor_states": att,
         "saddle_states": unstable.states,
         "fixed_points": fp,
+        "n_starts": len(starts),
     }

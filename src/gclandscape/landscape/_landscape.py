@@ -30,7 +30,7 @@ from .._defaults import RELAX_DT
 from .._errors import GclDivergenceError
 from .._keys import Key
 from .._utils import logger, rng
-from ._attractors import MAX_STARTS, N_BOX, _analysis_field, _attractor_analysis
+from ._attractors import _analysis_field, _attractor_analysis
 from ._cell_states import _check_inputs, basis_coordinates, model_states
 from ._energy import GRID, _drift_grid, _energy
 from ._landscape_result import Landscape
@@ -60,14 +60,17 @@ def fit_landscape(
     """Fit the genome's energy landscape: attractors, saddles, basins, barriers and energy.
 
     1. **Fixed points** of the genome's vector field from many starts: up to 1000 observed
-       states and one jittered copy of each (:func:`gclandscape.engine.fixed_point_starts`),
-       200 random states in the box of observed levels (attractors that no cell reaches get
-       the label ``"unobserved"``) and the end states of cells that reach none of the
-       attractors found, integrated, polished with a root finder and classified by their
-       Jacobian eigenvalues (:func:`gclandscape.engine.find_fixed_points`).
+       states (for a genome of more than 50 genes ``50000 / n_genes`` of them, at least 100:
+       each start's cost grows as the genes squared) and one jittered copy of each
+       (:func:`gclandscape.engine.fixed_point_starts`) and 200 random states in the box of
+       observed levels (attractors that no cell reaches get the label ``"unobserved"``),
+       integrated, polished with a root finder and classified by their Jacobian eigenvalues
+       (:func:`gclandscape.engine.find_fixed_points`).
     2. **Basins**: every observed cell is developed deterministically (noise 0, one batched
-       integration) to its attractor. Each attractor is labelled with the majority
-       ``groupby`` label of its basin, with that label's purity.
+       integration) to its attractor. Cells that reach none of the attractors found are
+       relaxed further from where they stopped; if that finds a new attractor, step 1 runs
+       again with their end states among the starts. Each attractor is labelled with the
+       majority ``groupby`` label of its basin, with that label's purity.
     3. **Transitions**: minimum-action paths between the attractor pairs joined by an
        index-1 saddle, with a barrier for each direction in units of ``-ln P_ss`` for the
        genome's noise (:func:`gclandscape.engine.transition_paths`).
@@ -199,7 +202,7 @@ def fit_landscape(
         "seed": int(seed),
         "states": source,
         "dt": RELAX_DT,
-        "n_starts": int(min(MAX_STARTS, len(states)) * 2 + N_BOX),
+        "n_starts": int(res["n_starts"]),
         "n_sim": len(pick),
         "t_sim": T_SIM,
         "n_snapshots": N_SNAP,
