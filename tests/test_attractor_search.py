@@ -1,5 +1,6 @@
-"""The landscape's fixed-point search: start budget for large genomes and the second search
-from cells that reach no attractor found (gclandscape.landscape._attractors)."""
+"""The landscape's fixed-point search for large genomes: fewer starts, a float32
+relaxation, and a second search from cells that reach no attractor found only when they
+lead somewhere new (gclandscape.landscape._attractors, engine.find_fixed_points)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 import gclandscape as gcl
-from gclandscape.engine import SigmoidField
+from gclandscape import engine
+from gclandscape._errors import GclError
+from gclandscape.engine import SigmoidField, find_fixed_points
 from gclandscape.landscape import _attractors
 from gclandscape.landscape._attractors import _attractor_analysis, _has_new, _max_starts
 
@@ -41,7 +45,48 @@ def test_has_new_compares_on_the_max_norm():
     assert _has_new(known, np.zeros((0, 2)))
 
 
-def test_large_genome_search_uses_fewer_starts():
+#: dtypes of the states the recording field below was called with (a global: the search
+#: works on copies of the module)
+SEEN: list[torch.dtype] = []
+
+
+class _RecordingToggle(torch.nn.Module):
+    """The toggle switch x' = sigmoid(5 - 10 y) - x (and symmetric), noting its input dtype."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("w", torch.tensor([[0.0, -10.0], [-10.0, 0.0]]))
+
+    def forward(self, t, x, args=None):
+        SEEN.append(x.dtype)
+        return torch.sigmoid(x @ self.w.T + 5.0) - x
+
+
+def test_float32_relaxation_finds_the_same_fixed_points():
+    starts = np.random.default_rng(0).random((60, 2))
+    ref = find_fixed_points(_RecordingToggle(), starts)
+    SEEN.clear()
+    fp = find_fixed_points(_RecordingToggle(), starts, relax_dtype=torch.float32)
+    assert torch.float32 in SEEN  # the relaxation
+    assert torch.float64 in SEEN  # Newton, polishing, classification
+    assert fp.type.tolist() == ref.type.tolist() == ["stable", "stable", "saddle"]
+    np.testing.assert_allclose(fp.states, ref.states, atol=1e-9)
+    assert fp.states.dtype == np.float64
+    assert (fp.residual <= 1e-9).all()
+    assert fp.n_starts.tolist() == ref.n_starts.tolist()
+    with pytest.raises(GclError, match=r"relax_dtype must be torch\.float32 or torch\.float64"):
+        find_fixed_points(_RecordingToggle(), starts, relax_dtype=torch.float16)
+
+
+def test_large_genome_search_uses_fewer_starts(monkeypatch):
+    dtypes = []
+    original = engine.find_fixed_points
+
+    def spy(*args, **kwargs):
+        dtypes.append(kwargs["relax_dtype"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "find_fixed_points", spy)
     # 200 independent genes (W = 0): one attractor, x_i = sigmoid(b_i)
     n_genes = 200
     b = np.linspace(-2.0, 2.0, n_genes)
@@ -50,6 +95,7 @@ def test_large_genome_search_uses_fewer_starts():
     res = _attractor_analysis(field, states, genes=[f"g{i}" for i in range(n_genes)])
     # 250 observed states, one jittered copy each, 200 random box states
     assert res["n_starts"] == 250 * 2 + 200
+    assert dtypes == [torch.float32]
     np.testing.assert_allclose(res["attractor_states"], [1.0 / (1.0 + np.exp(-b))], atol=1e-8)
     assert res["basin"].tolist() == [0] * 300
 

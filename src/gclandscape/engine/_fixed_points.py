@@ -45,7 +45,7 @@ from .._utils import logger, rng
 from ._device import resolve_device
 from ._field_checks import VectorField, _as_states, _prepare_field
 from ._jacobian import _jac_chunked, jacobian
-from ._root_finding import _leader_cluster, _newton, _polish, _relax, _speed
+from ._root_finding import _cast_field, _leader_cluster, _newton, _polish, _relax, _speed
 
 __all__ = [
     "FixedPoints",
@@ -318,6 +318,7 @@ def find_fixed_points(
     eig_tol: float = 1e-7,
     seed: int = 0,
     device: str | torch.device | None = None,
+    relax_dtype: torch.dtype = torch.float64,
 ) -> FixedPoints:
     """Find, polish, deduplicate and classify the fixed points of a vector field.
 
@@ -369,6 +370,10 @@ def find_fixed_points(
     device
         Device of the integration and Newton stages (``None``: CPU; ``"cuda"``, ``"auto"``);
         polishing and classification run on the CPU. ``args`` tensors must be on this device.
+    relax_dtype
+        Precision of the forward integration (stage 1): ``torch.float32`` about halves its
+        cost, which dominates for large genomes (a module field is cast to it), and is ample
+        for ``conv_tol`` around 1e-4; Newton, polishing and classification stay in float64.
 
     Returns
     -------
@@ -407,9 +412,13 @@ def find_fixed_points(
     gen = rng(seed)
 
     # 1. forward integration (attractors); end states grouped, Newton from each group's best
+    if relax_dtype not in (torch.float32, torch.float64):
+        raise GclError(f"relax_dtype must be torch.float32 or torch.float64; got {relax_dtype!r}.")
+    fn_relax = fn_dev if relax_dtype == torch.float64 else _cast_field(fn_dev, relax_dtype)
     ends, speed = _relax(
-        fn_dev, x0, args, t_max=t_max, dt=dt, conv_tol=conv_tol, nonnegative=nonnegative, device=dev
-    )
+        fn_relax, x0, args, t_max=t_max, dt=dt, conv_tol=conv_tol, nonnegative=nonnegative,
+        device=dev, dtype=relax_dtype,
+    )  # fmt: skip
     labels = _leader_cluster(ends, group_tol, order=np.argsort(speed, kind="stable"))
     sizes = np.bincount(labels)
     reps = np.array(

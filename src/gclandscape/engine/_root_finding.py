@@ -8,6 +8,7 @@ stability (saddles), :func:`_polish` finishes one candidate with scipy's root fi
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
@@ -93,11 +94,16 @@ def _relax(
     conv_tol: float,
     nonnegative: bool,
     device: Any,
+    dtype: torch.dtype = torch.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate all states in chunks until each one's speed is below ``conv_tol``."""
+    """Integrate all states in chunks until each one's speed is below ``conv_tol``.
+
+    ``dtype`` is the precision of the integration (``fn`` must compute in it); the end
+    states and speeds are returned as float64 arrays either way.
+    """
     steps = max(1, min(200, math.ceil(t_max / dt)))
     chunk = steps * dt
-    x = torch.as_tensor(x0, dtype=torch.float64, device=device)
+    x = torch.as_tensor(x0, dtype=dtype, device=device)
     speed = _speed(fn, x, args)
     t = 0.0
     while t < t_max - 1e-12:
@@ -113,7 +119,19 @@ def _relax(
         x[idx] = sol.x
         speed[idx] = _speed(fn, sol.x, args)
         t += chunk
-    return x.cpu().numpy(), speed.cpu().numpy()
+    return x.cpu().double().numpy(), speed.cpu().double().numpy()
+
+
+def _cast_field(fn: VectorField, dtype: torch.dtype) -> VectorField:
+    """``fn`` computing in ``dtype``: a module is copied and cast (its arithmetic then runs in
+    ``dtype``), any other field has its output cast."""
+    if isinstance(fn, torch.nn.Module):
+        return copy.deepcopy(fn).to(dtype=dtype).requires_grad_(False)
+
+    def cast(t: Any, x: torch.Tensor, args: Any) -> torch.Tensor:
+        return fn(t, x, args).to(dtype)
+
+    return cast
 
 
 def _newton(

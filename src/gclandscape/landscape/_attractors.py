@@ -190,6 +190,8 @@ def _attractor_analysis(
     ``n_starts`` (starts of the first search: observed states, their jittered copies and the
     random box states; fewer observed ones for a large genome, :func:`_max_starts`).
     """
+    import torch
+
     from ..engine import find_fixed_points, fixed_point_starts, transition_paths
 
     genes = [str(g) for g in genes]
@@ -199,13 +201,18 @@ def _attractor_analysis(
     box = rng(seed).uniform(0.0, 1.0, (N_BOX, states.shape[1])) * states.max(axis=0)
     starts = np.concatenate([starts, box])
 
+    # a large genome relaxes its starts in float32 (half the cost of its dominant stage);
+    # small ones keep float64, so their recorded landscapes stay as they were
+    relax_dtype = torch.float32 if states.shape[1] > LARGE_GENOME else torch.float64
+
     def search(x0: np.ndarray, saddles: bool = True) -> Any:
         if clamp is not None:
             x0[:, clamp[0]] = clamp[1]
         with _Threads(1):
             found = find_fixed_points(
-                field, x0, dt=RELAX_DT, nonnegative=True, seed=seed, saddles=saddles
-            )
+                field, x0, dt=RELAX_DT, nonnegative=True, seed=seed, saddles=saddles,
+                relax_dtype=relax_dtype,
+            )  # fmt: skip
         if clamp is not None:  # a clamped gene has no dynamics: keep points at its level
             found = found.select((np.abs(found.states[:, clamp[0]] - clamp[1]) <= 1e-6).all(axis=1))
         return found
