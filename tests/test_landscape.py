@@ -230,13 +230,17 @@ def test_nonlinear_basis_and_latent_basis():
     assert land.params["basis_method"] == "knn"
 
 
-def test_labels_majority_purity_unique():
+def test_labels_enrichment_purity_unique():
+    # basin 0 holds Mk's only cell and 2 of 5 Ery cells: it is Mk's (enrichment, not majority)
     groups = pd.Series(["Ery", "Ery", "Mk", "Ery", "Ery", "Ery"])
     basin = np.array([0, 0, 0, 1, 1, 1])
     labels, purity = _labels(basin, 3, groups)
-    assert labels == ["Ery", "Ery_2", "unobserved"]
-    np.testing.assert_allclose(purity[:2], [2 / 3, 1.0])
+    assert labels == ["Mk", "Ery", "unobserved"]
+    np.testing.assert_allclose(purity[:2], [1 / 3, 1.0])
     assert np.isnan(purity[2])
+    # two basins of one group: suffixes keep the labels unique
+    labels, _ = _labels(np.array([0, 0, 1, 1]), 2, pd.Series(["Ery"] * 4))
+    assert labels == ["Ery", "Ery_2"]
 
 
 def test_myeloid_true_network_attractors_are_the_fates(myeloid_default):
@@ -320,3 +324,17 @@ def test_diverging_genome_names_the_step():
     with pytest.raises(GclDivergenceError, match=r"dt = 0\.1"):
         gcl.landscape.fit_landscape(adata)
     assert "gcl_landscape" not in adata.uns
+
+
+def test_a_numerous_transient_group_does_not_take_a_fates_basin():
+    # half of 340 progenitors relax into each fate's basin; the fates have 136 and 200 cells
+    groups = pd.Series(["progenitor"] * 340 + ["A"] * 136 + ["B"] * 200)
+    basin = np.r_[np.zeros(170, int), np.ones(170, int), np.zeros(136, int), np.ones(200, int)]
+    labels, purity = _labels(basin, 2, groups)
+    # a majority vote would call basin 0 "progenitor" (170 vs 136 cells)
+    assert labels == ["A", "B"]
+    np.testing.assert_allclose(purity, [136 / 306, 200 / 370])
+    # most progenitors staying in a basin of their own: it is theirs
+    groups = pd.Series(["progenitor"] * 100 + ["A"] * 50)
+    basin = np.r_[np.zeros(90, int), np.ones(10, int), np.ones(50, int)]
+    assert _labels(basin, 2, groups)[0] == ["progenitor", "A"]
