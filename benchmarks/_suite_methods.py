@@ -89,11 +89,11 @@ def log_expression(adata, genes: Sequence[str]) -> np.ndarray:
 
 # ------------------------------------------------------------------------------- gclandscape
 def run_gclandscape(adata, genes: list[str], *, n_sim: int, root: str = ROOT,
-                    groupby: str = GROUPBY) -> dict:  # fmt: skip
+                    groupby: str = GROUPBY, fit_kwargs: dict | None = None) -> dict:  # fmt: skip
     """The pipeline of the module docstring; returns ``lost`` (knockout → set of fates),
     ``p_lost`` (knockout → fate → probability, or None), ``wt`` (fate → simulated wild-type
     fraction), ``attractors`` (``label``, ``basin_fraction``), ``edges``
-    (:class:`_grn_baselines.EdgeScores`) and ``seconds``."""
+    (:class:`_grn_baselines.EdgeScores`) and ``seconds``; ``fit_kwargs`` go to ``fit_grn``."""
     import gclandscape as gcl
     from grn_recovery import genome_edge_scores
     from knockouts import _lost_sets
@@ -101,7 +101,8 @@ def run_gclandscape(adata, genes: list[str], *, n_sim: int, root: str = ROOT,
     t0 = time.perf_counter()
     ad = adata.copy()
     gcl.pp.recipe(ad, n_top_genes=500)
-    genome = gcl.landscape.fit_grn(ad, genes=genes, root=root, groupby=groupby, n_bootstrap=0)
+    genome = gcl.landscape.fit_grn(ad, genes=genes, root=root, groupby=groupby, n_bootstrap=0,
+                                   **(fit_kwargs or {}))  # fmt: skip
     land = gcl.landscape.fit_landscape(ad, groupby=groupby)
     table = gcl.sim.screen(
         ad, "knockouts", root=root, n_cells=n_sim, n_null=0, seed=0, progress=False

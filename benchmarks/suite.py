@@ -19,7 +19,8 @@ the last full run (benchmarks/README.md).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/suite.py [--split dev|test|all] [--level
 easy|hard|all] [--jobs N] [--json PATH] [--quick] [--only NAME ...] [--list]``.
-``--quick``: :data:`QUICK` (networks of both splits), easy level. ``--raw PATH`` appends each
+``--quick``: :data:`QUICK` (networks of both splits), easy level. ``--fit JSON``: extra
+``fit_grn`` keyword arguments of the gclandscape row (settings compared on dev). ``--raw PATH`` appends each
 network's records as it finishes; ``--tables-from PATH`` prints the tables of such a file.
 """
 
@@ -81,7 +82,8 @@ def _record(net: N.SuiteNetwork, level: str, truth: str, method: str, **values) 
     return rec
 
 
-def run_network(net: N.SuiteNetwork, level: str, *, n_cells: int, n_sim: int) -> dict:
+def run_network(net: N.SuiteNetwork, level: str, *, n_cells: int, n_sim: int,
+                fit_kwargs: dict | None = None) -> dict:  # fmt: skip
     """Simulate, run every method and score: ``{"status", "reason", "records", "notes"}``.
     ``records`` carry a ``setting`` (``k`` or ``factor``) for the methods chosen on dev."""
     import warnings
@@ -122,7 +124,7 @@ def run_network(net: N.SuiteNetwork, level: str, *, n_cells: int, n_sim: int) ->
 
     # gclandscape
     try:
-        g = M.run_gclandscape(inp, regs, n_sim=n_sim)
+        g = M.run_gclandscape(inp, regs, n_sim=n_sim, fit_kwargs=fit_kwargs)
         fid = S.attractor_fidelity(g["attractors"], fates, observed)
         add("gclandscape", g["lost"], p_lost=g["p_lost"], seconds=g["seconds"],
             fates_found=fid["fates_found"], spurious=fid["spurious"],
@@ -166,11 +168,12 @@ def run_network(net: N.SuiteNetwork, level: str, *, n_cells: int, n_sim: int) ->
 
 
 def _task(args):
-    net, level, n_cells, n_sim = args
+    net, level, n_cells, n_sim, fit_kwargs = args
     import torch
 
     torch.set_num_threads(1)
-    return net, level, run_network(net, level, n_cells=n_cells, n_sim=n_sim)
+    return net, level, run_network(net, level, n_cells=n_cells, n_sim=n_sim,
+                                   fit_kwargs=fit_kwargs)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------- the run
@@ -286,6 +289,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="print the tables of a --raw file (e.g. of a run cut short) and exit",
     )
+    p.add_argument(
+        "--fit",
+        type=json.loads,
+        default=None,
+        help="extra fit_grn keyword arguments of the gclandscape row, as JSON, e.g. '{\"decode\": false}'",
+    )
     args = p.parse_args(argv)
     nets = N.suite_networks(verbose=True)
     if args.list:
@@ -304,8 +313,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"date {datetime.datetime.now().isoformat(timespec='seconds')}; {cpu_model()}, "
           f"{os.cpu_count()} cores; {len(chosen)} networks × levels {levels}, {n_cells} cells, "
           f"{N_TARGETS} targets, {N_TRAJ} trajectories, screen {n_sim} cells/KO, "
-          f"{args.jobs} jobs")  # fmt: skip
-    tasks = [(n, lv, n_cells, n_sim) for lv in levels for n in chosen]
+          f"{args.jobs} jobs; fit_grn extra {args.fit or {}}")  # fmt: skip
+    tasks = [(n, lv, n_cells, n_sim, args.fit) for lv in levels for n in chosen]
     # easy level first (a cut-short run still has it whole), longest first within a level
     tasks.sort(key=lambda t: (levels.index(t[1]), -t[0].n_regulators))
     t0 = time.perf_counter()

@@ -30,6 +30,7 @@ from ._fixed_points import (
 )
 from ._grn import GRNModel, edge_scores
 from ._grn_bootstrap import bootstrap_confidence
+from ._grn_decode import DecodeResult, DecodeTargets, decode_fit
 from ._grn_fit import FitResult, LossOutput, adaptive_penalty_weights, default_l1
 from ._grn_fit import fit as fit_grn_model
 from ._integrate import Solution, integrate
@@ -38,6 +39,8 @@ from ._paths import TransitionPath, minimum_action_path, saddle_connections, tra
 __all__ = [
     "BooleanHillField",
     "ClampedField",
+    "DecodeResult",
+    "DecodeTargets",
     "FitResult",
     "FixedPoints",
     "GRNModel",
@@ -49,6 +52,7 @@ __all__ = [
     "adaptive_penalty_weights",
     "bootstrap_confidence",
     "classify_fixed_points",
+    "decode_fit",
     "default_l1",
     "edge_scores",
     "find_fixed_points",

@@ -65,6 +65,7 @@ def fit_grn(
     l1: float | None = None,
     n_bootstrap: int = 5,
     n_genomes: int = 1,
+    decode: bool = False,
     readout: bool = True,
     seed: int = 0,
     device: str = "auto",
@@ -179,6 +180,17 @@ def fit_grn(
         Number of member genomes; K > 1 is the ensemble mode (above). The default 1 fits one
         genome, as before; the ensemble's default will be chosen on the benchmark suite's
         dev split.
+    decode
+        Refine member 0 by decoding (drift mode with ``groupby`` and a time signal;
+        :mod:`gclandscape.engine._grn_decode`): cells develop from the root group's earliest
+        cells and the field is trained so that the developed population regenerates the
+        observed one: terminal fate fractions, a Sinkhorn divergence (``geomloss``) to the
+        observed terminal cells, every terminal cell type's centroid a stable fixed point its
+        cells relax to, and the drift regression's fit kept. The network's edges and signs
+        stay; the refinement is kept only if a held-out decoding loss went down.
+        ``params["decode"]`` says ``"refined"``, ``"rejected"`` or why it was skipped, with
+        the losses before and after. Off by default: on the suite's dev networks it changed
+        the knockout calls little (``benchmarks/README.md``, "Decoding").
     readout
         Fit the readout of the other genes (above); ``False`` skips it.
     seed
@@ -355,6 +367,12 @@ def fit_grn(
         "penalty_weights": adaptive_penalty_weights(pilot),
     }
     model, result = fit_grn_model(x, dxdt, l1=l1, seed=seed, **fit_kwargs)
+    if decode and mode == "drift":
+        from ._decode import decode_model
+
+        labels = adata.obs[groupby].to_numpy() if groupby is not None else None
+        tcol = adata.obs[time_key].to_numpy() if time_key in adata.obs else None
+        params.update(decode_model(model, x, dxdt, labels, tcol, root, seed=seed))
     confidence = None
     if n_bootstrap and n_bootstrap > 0:
         confidence = bootstrap_confidence(
