@@ -165,25 +165,47 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def run_cli(path: Path, out: Path, threads: int) -> dict:
+# pynndescent 0.7 returns its kNN graph as a ``csr_array``; scanpy 1.11 (which uses
+# pynndescent from 8,192 cells on) expects a ``csr_matrix``: ``sc.pp.neighbors`` fails on
+# ``csr_array.getnnz`` (gone in scipy 1.17) and, with ``method="gauss"`` (gcl.tl.pseudotime),
+# on ``assert isinstance(distances, np.ndarray)``. So ``gclandscape run`` fails on larger data.
+# ``--scipy-shim`` converts the transformer's output to a ``csr_matrix`` (same entries) in
+# the CLI's process only, so that time and memory can be measured while a fix is pending.
+SHIM = (
+    "import sys, scipy.sparse as sp, pynndescent\n"
+    "T = pynndescent.PyNNDescentTransformer\n"
+    "_fit_transform, _transform = T.fit_transform, T.transform\n"
+    "T.fit_transform = lambda self, X, y=None, **kw: sp.csr_matrix(_fit_transform(self, X, y, **kw))\n"
+    "T.transform = lambda self, X: sp.csr_matrix(_transform(self, X))\n"
+    "from gclandscape.cli import main\n"
+    "sys.exit(main())\n"
+)
+
+
+def run_cli(path: Path, out: Path, threads: int, shim: bool = False) -> dict:
     """``gclandscape run`` in a child: wall time, peak RSS, and the peak RSS of each step."""
-    exe = Path(sys.executable).with_name("gclandscape")
+    exe = [str(Path(sys.executable).with_name("gclandscape"))]
+    if shim:
+        exe = [sys.executable, "-c", SHIM]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     step = {"name": "start"}
     per_step: dict[str, int] = {}
     log_tail: list[str] = []
+    done_lines: list[str] = []  # every step's "done in" line, kept for a failed run's report
 
     def follow(stream) -> None:
         for line in stream:
             log_tail.append(line)
             del log_tail[:-40]
+            if " done in " in line:
+                done_lines.append(line)
             if "] " in line and ":" in line and line.startswith("gclandscape: ["):
                 name = line.split("] ", 1)[1].split(":", 1)[0].split(" done", 1)[0]
                 step["name"] = name
 
     start, before = time.perf_counter(), load()
     proc = subprocess.Popen(
-        [str(exe), "run", str(path), "--out", str(out)],
+        [*exe, "run", str(path), "--out", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     reader = threading.Thread(target=follow, args=(proc.stderr,), daemon=True)
@@ -198,7 +220,12 @@ def run_cli(path: Path, out: Path, threads: int) -> dict:
     proc.stdout.read()
     reader.join(timeout=5)
     if proc.returncode != 0:
-        raise RuntimeError("gclandscape run failed:\n" + "".join(log_tail))
+        peaks = ", ".join(f"{k} {v / 2**20:.2f} GiB" for k, v in per_step.items())
+        raise RuntimeError(
+            f"gclandscape run failed after {seconds:.0f} s (load {min(loads):.1f}-"
+            f"{max(loads):.1f}); steps finished:\n{''.join(done_lines)}sampled peak RSS per "
+            f"step: {peaks}\n--- last lines:\n{''.join(log_tail)}"
+        )
     # Linux reports ru_maxrss in KiB: the largest single child waited for so far (the CLI)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     summary = json.loads((out / "summary.json").read_text())
@@ -303,6 +330,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--parts", default="fit,log2fc,run,dask", help="comma-separated: fit,log2fc,run,dask"
     )
+    parser.add_argument(
+        "--scipy-shim",
+        action="store_true",
+        help="give scanpy pynndescent's kNN graph as a csr_matrix in the CLI's process (scanpy "
+        "1.11 + pynndescent 0.7 fail in sc.pp.neighbors from 8,192 cells on; see SHIM)",
+    )
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     unknown = parts - {"fit", "log2fc", "run", "dask"}
@@ -368,8 +401,9 @@ def main(argv: list[str] | None = None) -> None:
             path = Path(tmp) / "scale.h5ad"
             adata.write_h5ad(path)
             del adata
-            res = run_cli(path, Path(tmp) / "out", args.threads)
-        print(f"\n## gclandscape run: {res['seconds']:.0f} s, peak RSS {res['peak_gib']:.2f} GiB "
+            res = run_cli(path, Path(tmp) / "out", args.threads, shim=args.scipy_shim)
+        shim = " (with --scipy-shim)" if args.scipy_shim else ""
+        print(f"\n## gclandscape run{shim}: {res['seconds']:.0f} s, peak RSS {res['peak_gib']:.2f} GiB "
               f"(load {res['load'][0]:.1f}-{res['load'][1]:.1f})")  # fmt: skip
         _print_table(res["steps"])
         top = res["load"][1]
