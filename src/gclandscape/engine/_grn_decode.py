@@ -258,7 +258,7 @@ def decode_fit(
     x: np.ndarray | None = None,
     dxdt: np.ndarray | None = None,
     weights: dict[str, float] | None = None,
-    n_iter: int = 60,
+    n_iter: int = 100,
     lr: float = 0.01,
     n_cells: int = 256,
     noise: float = NOISE,
