@@ -50,7 +50,8 @@ DECODE_DT = 0.1
 DECODE_T = 20.0
 #: Noise-free relaxation time of the attractor term's cells.
 RELAX_T = 10.0
-#: Default weights of the loss terms (chosen on the suite's dev split, benchmarks/README.md).
+#: Default weights of the loss terms. ``transport`` is off: on six of the suite's dev networks it
+#: did not beat decoding without it (benchmarks/README.md, "Decoding").
 WEIGHTS = {"fate": 10.0, "sinkhorn": 1.0, "attractor": 1.0, "drift": 1.0, "transport": 0.0}
 #: Euler steps of each bin-to-bin shot (the step is the shot's learnt duration / this).
 SHOT_STEPS = 20
@@ -178,7 +179,8 @@ def decode_losses(
 
     Returns
     -------
-    ``{"fate", "sinkhorn", "attractor"[, "drift"]}`` scalar tensors and ``"fractions"``: the
+    ``{"fate", "sinkhorn", "attractor"[, "drift", "transport"]}`` scalar tensors (those in
+    ``terms``) and ``"fractions"``: the
     simulated fate fractions (K types, then "none").
 
     Examples
