@@ -15,3 +15,8 @@ NOISE = 0.05
 RELAX_DT = 0.1
 #: Longest deterministic relaxation: a cell to its attractor, a saddle's descent.
 T_RELAX = 200.0
+#: Root cells of development: the earliest this share of the root group (at least MIN_EARLY
+#: cells). The earliest cells suit the true field (a knockout applied after commitment has
+#: begun does not undo it), but a fitted field is least accurate at the very first states; 75 %
+#: was the best compromise on the knockout benchmark (figures in benchmarks/README.md).
+EARLY_FRACTION = 0.75

@@ -39,6 +39,8 @@ import torch
 
 from .._defaults import NOISE
 from ._grn import GRNModel
+from ._grn_penalties import _prox
+from ._grn_training import _A_MAX
 
 __all__ = ["DecodeResult", "DecodeTargets", "decode_fit", "decode_losses"]
 
@@ -244,13 +246,12 @@ def _total(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.
     return sum(weights[k] * losses[k] for k in weights if k in losses)
 
 
-def _project(model: GRNModel, support: torch.Tensor, a_max: float = 10.0) -> None:
-    """Keep the fitted network: its support, its signs, non-negative output weights."""
+def _project(model: GRNModel, optimizer: torch.optim.Optimizer, support: torch.Tensor) -> None:
+    """Keep the fitted network: the regression fit's projections (signs, bounded non-negative
+    output weights; its proximal step without a connection cost), then its support."""
+    _prox(model, optimizer, 0.0, torch.ones_like(support), _A_MAX)
     with torch.no_grad():
         model.V.mul_(support[:, None, :])
-        if bool(model.sign.any()):
-            model.V.masked_fill_(model.sign[:, None, :] * model.V < 0, 0.0)
-        model.a.clamp_(0.0, a_max)
 
 
 def decode_fit(
@@ -339,7 +340,7 @@ def decode_fit(
         total.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        _project(model, support)
+        _project(model, opt, support)
         history.append(float(total.detach()))
     after = held_out()
     accepted = after["total"] < before["total"]

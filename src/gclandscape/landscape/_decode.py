@@ -1,9 +1,9 @@
 """``fit_grn(decode=True)``: what the developed wild type must regenerate, from the data.
 
 The targets of :func:`gclandscape.engine.decode_fit` come from labels, a time signal and the
-root group only (no clock, no trajectories): the terminal cell types (the labels of the latest
-cells, :func:`._ensemble.terminal_types`), their centroids and a few of their cells, their
-observed fractions, and the root cells development starts from.
+root group only (no clock, no trajectories): the terminal cell types (:func:`terminal_labels`),
+their centroids and a few of their late cells, their observed fractions, the root cells
+development starts from, and cells in successive time bins (the transport term).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._defaults import EARLY_FRACTION
 from .._errors import GclError
 
-#: Root cells: the earliest this share of the root group by time (``sim``'s EARLY_FRACTION),
-#: or of all cells without a root group.
-EARLY_FRACTION = 0.75
+#: Root cells without a root group: the earliest this share of all cells (with one, the
+#: earliest EARLY_FRACTION of the group, as the simulations start).
 EARLY_FRACTION_ALL = 0.1
 #: Cells of each terminal type the attractor term relaxes, and terminal cells the Sinkhorn
 #: term compares with (subsampled for speed).
@@ -97,17 +97,13 @@ def decode_targets(x: np.ndarray, labels: Any, time: Any, root: Any, *, seed: in
     names = terminal_labels(labels, time, root)
     if len(names) < 2:
         return None
-    centroids = np.array([_late(x, labels, time, n).mean(axis=0) for n in names])
+    late = [_late(x, labels, time, n) for n in names]
+    centroids = np.array([cells.mean(axis=0) for cells in late])
+    type_cells = [c[rng.choice(len(c), min(CELLS_PER_TYPE, len(c)), replace=False)] for c in late]
     # observed fractions over all cells of each type, not only the latest: a poor pseudotime
     # misplaces cells in time more than it mislabels them
     counts = np.array([(labels == n).sum() for n in names], dtype=np.float64)
     fractions = counts / counts.sum()
-    type_cells = []
-    for n in names:
-        late = _late(x, labels, time, n)
-        type_cells.append(
-            late[rng.choice(len(late), min(CELLS_PER_TYPE, len(late)), replace=False)]
-        )
     terminal = np.flatnonzero(np.isin(labels, names))
     terminal = rng.choice(terminal, min(MAX_TERMINAL, len(terminal)), replace=False)
     if root is None:

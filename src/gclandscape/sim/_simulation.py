@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._defaults import DT
+from .._defaults import DT, EARLY_FRACTION
 from .._errors import GclError
 from .._keys import Key
 from .._utils import rng
@@ -42,11 +42,6 @@ if TYPE_CHECKING:  # pragma: no cover
 #: in Euler steps of the package's default ``DT``).
 T_DEVELOP = 40.0
 T_RELAX = 20.0
-#: Root cells: the earliest EARLY_FRACTION (at least MIN_EARLY cells) of the root group. The
-#: earliest cells suit the true field (a knockout applied after commitment has begun does not
-#: undo it), but a fitted field is least accurate at the very first states; 75 % was the best
-#: compromise on the knockout benchmark (figures in benchmarks/README.md).
-EARLY_FRACTION = 0.75
 #: With ``root=None`` the candidates are all cells: the earliest EARLY_FRACTION_ALL of them.
 EARLY_FRACTION_ALL = 0.5
 MIN_EARLY = 10
