@@ -223,21 +223,23 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
     lock = threading.Lock()
 
     def work(mine: list[int]) -> None:
-        step = k = 0
-        try:
-            for step in range(1, run.n_steps + 1):
-                if step > stop[0]:
-                    return
-                t = (step - 1) * h
-                check = step % run.check_every == 0 or step == run.n_steps
-                for k in mine:
-                    b = blocks[k]
-                    xb = b["x"]
+        # block by block, all steps of one block before the next: its buffers stay in this
+        # core's cache for the whole run (step by step, a worker cycles through all its blocks
+        # and every step reads them from memory again)
+        for k in mine:
+            b = blocks[k]
+            xb = b["x"]
+            step = 0
+            try:
+                for step in range(1, run.n_steps + 1):
+                    if step > stop[0]:
+                        break
                     if fusion is not None:
                         fusion.step(xb, b["d"], b["words"], blas)
                     else:
                         # fused passes, each rounded once where the plain loop rounds twice
-                        drift_gm(t, xb, b["args"], b["d"], None, exact=False, blas=blas)
+                        drift_gm((step - 1) * h, xb, b["args"], b["d"], None, exact=False,
+                                 blas=blas)  # fmt: skip
                         xb.add_(b["d"], alpha=h)
                         if b["sigma"] is not None:
                             eps = b["gen"].fill_(b["eps"])
@@ -252,14 +254,16 @@ def _loop_blocks(run: _Run, x: torch.Tensor) -> torch.Tensor:
                         xb.index_copy_(0, rows, b["vals"])
                     elif b["mask"] is not None:
                         torch.where(b["mask"], b["mvals"], xb, out=xb)
-                    if check:
+                    if step % run.check_every == 0 or step == run.n_steps:
                         run.check(xb, step)
                     if step in run.save_at:
                         run.xs[run.save_at[step], b["s"] : b["e"]] = xb.T
-        except BaseException as err:
-            with lock:
-                errors.append((step, k, err))
-                stop[0] = min(stop[0], step)
+            except BaseException as err:
+                # the other blocks still run up to this step: the error raised is the one
+                # of the earliest step (then block), whatever the number of workers
+                with lock:
+                    errors.append((step, k, err))
+                    stop[0] = min(stop[0], step)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
