@@ -45,7 +45,15 @@ from .._utils import logger, rng
 from ._device import resolve_device
 from ._field_checks import VectorField, _as_states, _prepare_field
 from ._jacobian import _jac_chunked, jacobian
-from ._root_finding import _cast_field, _leader_cluster, _newton, _polish, _relax, _speed
+from ._root_finding import (
+    _cast_field,
+    _leader_cluster,
+    _newton,
+    _polish,
+    _relax,
+    _speed,
+    stable_dt,
+)
 
 __all__ = [
     "FixedPoints",
@@ -333,7 +341,9 @@ def find_fixed_points(
     args
         Passed to ``field``; overrides must broadcast over any number of rows.
     t_max, dt
-        Longest integration time and Euler step of the forward integration.
+        Longest integration time and Euler step of the forward integration. ``dt`` is halved
+        where the field is stiff at the starts (:func:`~._root_finding.stable_dt`: a fitted
+        genome with a fast degradation rate would make a fixed step diverge).
     conv_tol
         A start stops integrating once ``max |f(x)| <= conv_tol``; Newton finishes it.
     tol
@@ -415,6 +425,10 @@ def find_fixed_points(
     if relax_dtype not in (torch.float32, torch.float64):
         raise GclError(f"relax_dtype must be torch.float32 or torch.float64; got {relax_dtype!r}.")
     fn_relax = fn_dev if relax_dtype == torch.float64 else _cast_field(fn_dev, relax_dtype)
+    step = stable_dt(fn, x0, dt, args=args)
+    if step < dt:
+        logger.info("find_fixed_points: Euler step %.3g instead of %.3g (a stiff field)", step, dt)
+        dt = step
     ends, speed = _relax(
         fn_relax, x0, args, t_max=t_max, dt=dt, conv_tol=conv_tol, nonnegative=nonnegative,
         device=dev, dtype=relax_dtype,

@@ -2,8 +2,9 @@
 
 :func:`_relax` integrates states until they stop moving (attractors), :func:`_newton` is a
 batched Levenberg–Marquardt on the speed ``|f(x)|²`` that converges to fixed points of any
-stability (saddles), :func:`_polish` finishes one candidate with scipy's root finder, and
-:func:`_leader_cluster` groups nearby states.
+stability (saddles), :func:`_polish` finishes one candidate with scipy's root finder,
+:func:`_leader_cluster` groups nearby states, and :func:`stable_dt` picks an Euler step the
+field's stiffness allows.
 """
 
 from __future__ import annotations
@@ -15,9 +16,79 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._field_checks import VectorField
+from .._errors import GclError
+from ._field_checks import VectorField, _as_states, _prepare_field
 from ._integrate import integrate
 from ._jacobian import _jac, _jac_chunked
+
+#: Euler steps keep ``dt * rho <= STEP_SAFETY`` for the Jacobian's spectral radius ``rho``:
+#: forward Euler is stable on a real decay rate ``rho`` only below ``dt * rho = 2``, and at 1 a
+#: fast decay lands on its equilibrium in one step instead of overshooting it.
+STEP_SAFETY = 1.0
+#: At most this many of the given states (evenly spaced rows) estimate the stiffness.
+N_STIFFNESS = 200
+
+
+def stable_dt(
+    field: VectorField, states: Any, dt_max: float, *, args: Any = None, n_states: int = N_STIFFNESS
+) -> float:
+    """The largest Euler step ``dt_max / 2**k`` with ``dt * rho <= 1`` at the given states.
+
+    ``rho`` is the largest modulus of the field's Jacobian eigenvalues at up to ``n_states``
+    of ``states`` (evenly spaced rows). A fitted genome whose degradation rate ``gamma`` is
+    large (fast genes) makes the forward Euler step of a fixed ``dt`` diverge once
+    ``dt * gamma > 2``; this step stays stable. The row sums of ``|J|`` bound ``rho`` from
+    above, so fields within that bound keep ``dt_max`` without an eigenvalue computation.
+    Halving (rather than ``1 / rho``) keeps simulated times whole multiples of the step.
+
+    Parameters
+    ----------
+    field
+        Vector field ``field(t, x, args) -> dx/dt`` on ``(n, G)`` tensors.
+    states
+        ``(n, G)`` states where the stiffness is measured (observed cells, start states).
+    dt_max
+        The step wanted; returned unchanged for a field that is not stiff there.
+    args
+        Passed to ``field``.
+    n_states
+        At most this many states are used.
+
+    Returns
+    -------
+    The step, ``dt_max`` divided by a power of 2.
+
+    Raises
+    ------
+    GclError
+        ``dt_max`` not a positive number, bad ``states``, or a Jacobian that is not finite
+        (the field is NaN there).
+
+    Examples
+    --------
+    >>> from gclandscape.engine import LinearField
+    >>> stable_dt(LinearField([[-1.0]]), [[1.0]], 0.1)
+    0.1
+    >>> stable_dt(LinearField([[-169.0]]), [[1.0]], 0.1)  # 0.1 / 2**5 * 169 = 0.53
+    0.003125
+    """
+    if not (isinstance(dt_max, int | float) and math.isfinite(dt_max) and dt_max > 0):
+        raise GclError(f"dt_max must be a positive number; got {dt_max!r}.")
+    x = _as_states(states, "states")
+    pick = np.unique(np.linspace(0, len(x) - 1, min(len(x), max(1, int(n_states)))).round())
+    fn = _prepare_field(field, x.shape[1], args)
+    jac = _jac_chunked(fn, torch.as_tensor(x[pick.astype(np.int64)], dtype=torch.float64), args)
+    bound = float(jac.abs().sum(2).amax())
+    if not math.isfinite(bound):
+        raise GclError(
+            "the vector field's Jacobian is not finite at the given states; check the field "
+            "(its parameters or the states) for NaN or infinite values."
+        )
+    if bound * dt_max <= STEP_SAFETY:
+        return float(dt_max)
+    rho = float(torch.linalg.eigvals(jac).abs().amax())
+    halvings = max(0, math.ceil(math.log2(rho * dt_max / STEP_SAFETY) - 1e-12))
+    return float(dt_max) / 2**halvings
 
 
 def _speed(fn: VectorField, x: torch.Tensor, args: Any) -> torch.Tensor:

@@ -192,11 +192,14 @@ def _attractor_analysis(
     max_path_saddles: int = MAX_PATH_SADDLES,
     n_path_points: int = N_PATH_POINTS,
     clamp: tuple[np.ndarray, np.ndarray] | None = None,
+    dt: float = RELAX_DT,
 ) -> dict[str, Any]:
     """Fixed points, basins of the observed ``states``, labels and transition paths.
 
     Works for any engine field (a genome's, or the true field of a simulated dataset).
     ``clamp`` = (gene indices, levels) of genes the field holds still (overexpression).
+    ``dt`` is the Euler step of every integration (:func:`fit_landscape` passes one the
+    genome's stiffness allows).
     Returns a dict with ``attractors`` and ``saddles`` (DataFrames without the energy and basis
     columns), ``basin`` (attractor row per cell), ``paths`` (DataFrame), ``path_states``,
     ``path_states_reverse``, ``attractor_states``, ``saddle_states``, ``fixed_points`` and
@@ -223,7 +226,7 @@ def _attractor_analysis(
             x0[:, clamp[0]] = clamp[1]
         with _Threads(1):
             found = find_fixed_points(
-                field, x0, dt=RELAX_DT, nonnegative=True, seed=seed, saddles=saddles,
+                field, x0, dt=dt, nonnegative=True, seed=seed, saddles=saddles,
                 relax_dtype=relax_dtype,
             )  # fmt: skip
         if clamp is not None:  # a clamped gene has no dynamics: keep points at its level
@@ -233,7 +236,7 @@ def _attractor_analysis(
     fp = search(starts)
     near = 2e-2 * max(1.0, float(np.abs(states).max()))
     # every cell developed deterministically until it reaches an attractor's neighbourhood
-    ends, basin = _relax_cells(field, states, fp.attractors, dt=RELAX_DT, t_max=T_RELAX, near=near)
+    ends, basin = _relax_cells(field, states, fp.attractors, dt=dt, t_max=T_RELAX, near=near)
     if (basin < 0).any():
         # cells that ended elsewhere: attractors the subsampled starts missed, or cells still
         # moving (slow directions, near a saddle). Their end states are relaxed further
@@ -317,7 +320,7 @@ def _attractor_analysis(
                 unstable.states[use],
                 noise=noise,
                 n_points=n_path_points,
-                dt=RELAX_DT,
+                dt=dt,
                 rtol=PATH_RTOL,
             )
         if len(tp):

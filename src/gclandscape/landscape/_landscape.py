@@ -30,6 +30,7 @@ from .._defaults import RELAX_DT
 from .._errors import GclDivergenceError
 from .._keys import Key
 from .._utils import logger, rng
+from ..engine._root_finding import stable_dt
 from ._attractors import _analysis_field, _attractor_analysis
 from ._cell_states import _check_inputs, basis_coordinates, model_states
 from ._energy import GRID, _drift_grid, _energy
@@ -88,6 +89,11 @@ def fit_landscape(
        Gaussian kernel (NaN where no cells are near): ``grid["u"]``, ``grid["v"]``, what
        :func:`gclandscape.pl.vector_field` draws.
 
+    Every integration uses the Euler step 0.1, halved while the genome's Jacobian at the
+    observed states has an eigenvalue of modulus above ``1 / dt`` (a fitted genome with a
+    fast gene; :func:`gclandscape.engine._root_finding.stable_dt`); ``params["dt"]`` records
+    it.
+
     The genome's coordinates: for a fitted genome, the drift states
     (``.layers["gcl_drift_state"]``) or the linear expression divided by the genome's scale;
     for a hand-built genome, ``.X`` restricted to its genes.
@@ -144,6 +150,14 @@ def fit_landscape(
     if clamp is not None:  # an overexpressed gene sits at its clamp level in every cell
         states[:, clamp[0]] = clamp[1]
     field = _analysis_field(genome)
+    # a fitted genome can have a fast gene (gamma of 169 on 50,000 myeloid cells) that the
+    # fixed relaxation step would make diverge: the step is halved until it is stable there
+    dt = stable_dt(field, states, RELAX_DT)
+    if dt < RELAX_DT:
+        logger.info(
+            "fit_landscape: Euler step %.3g instead of %.3g (the genome is stiff: largest "
+            "gamma %.3g)", dt, RELAX_DT, float(np.max(genome.gamma)),
+        )  # fmt: skip
     noise = np.asarray(genome.noise, dtype=np.float64)
     path_noise = np.where(noise > 0, noise, 1.0) if (noise > 0).any() else np.ones_like(noise)
     groups = None if groupby is None else adata.obs[groupby].reset_index(drop=True)
@@ -156,13 +170,14 @@ def fit_landscape(
             noise=path_noise,
             seed=seed,
             clamp=clamp,
+            dt=dt,
         )
         # quasi-potential: long noisy development of observed cells, snapshots of the 2nd half
         # (at the landscape's coarser relaxation step: long runs, statistics only)
         gen = rng(seed)
         pick = gen.choice(len(states), min(N_SIM, len(states)), replace=len(states) < N_SIM)
         _, _, snaps = genome.develop(
-            states[pick], t_max=T_SIM, dt=RELAX_DT, seed=seed, n_save=2 * N_SNAP - 1
+            states[pick], t_max=T_SIM, dt=dt, seed=seed, n_save=2 * N_SNAP - 1
         )
     except GclDivergenceError as err:
         gamma = np.asarray(genome.gamma, dtype=np.float64)
@@ -201,7 +216,7 @@ def fit_landscape(
         "basis_method": method,
         "seed": int(seed),
         "states": source,
-        "dt": RELAX_DT,
+        "dt": dt,
         "n_starts": int(res["n_starts"]),
         "n_sim": len(pick),
         "t_sim": T_SIM,

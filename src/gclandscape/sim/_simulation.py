@@ -39,9 +39,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..landscape import Genome
 
 #: Simulated time of development from the root cells, then of noise-free relaxation (both
-#: in Euler steps of the package's default ``DT``).
+#: in Euler steps of the package's default ``DT``, halved for a stiff genome: :func:`step`).
 T_DEVELOP = 40.0
 T_RELAX = 20.0
+#: Start cells whose Jacobians measure a genome's stiffness (:func:`step`).
+N_STIFFNESS = 32
 #: With ``root=None`` the candidates are all cells: the earliest EARLY_FRACTION_ALL of them.
 EARLY_FRACTION_ALL = 0.5
 MIN_EARLY = 10
@@ -431,9 +433,21 @@ def touched(genome: Genome, perturbation: Perturbation | None) -> np.ndarray:
     return mask
 
 
-def _classify(setup: Setup, genome: Genome, end: np.ndarray, perturbation, seed) -> np.ndarray:
+def step(genome: Genome, x0: np.ndarray) -> float:
+    """The Euler step of ``genome``'s simulations: ``DT``, halved while the Jacobian at the
+    start cells has an eigenvalue of modulus above ``1 / dt`` (a fitted genome with a fast
+    gene, whose fixed-step development would diverge; :func:`~gclandscape.engine._root_finding.stable_dt`).
+    Deterministic, so the screen and :func:`perturb` simulate a perturbation alike."""
+    from ..engine._root_finding import stable_dt
+
+    return stable_dt(genome.field(), x0, DT, n_states=N_STIFFNESS)
+
+
+def _classify(
+    setup: Setup, genome: Genome, end: np.ndarray, perturbation, seed, dt: float = DT
+) -> np.ndarray:
     """Relax end states without noise and name each by its nearest reference."""
-    relaxed = genome.develop(end, t_max=T_RELAX, dt=DT, noise=0.0, seed=seed)
+    relaxed = genome.develop(end, t_max=T_RELAX, dt=dt, noise=0.0, seed=seed)
     keep = ~touched(genome, perturbation)
     if not keep.any():  # every gene is set: compare on all of them
         keep[:] = True
@@ -467,14 +481,15 @@ def simulate(
     for k, genome in enumerate(setup.genomes()):
         if perturbation is not None:
             genome = genome.mutate(perturbation)
+        dt = step(genome, x0)
         times = snaps = None
         if n_save and k == 0:  # the trajectories show the first member's cells only
-            end, times, snaps = genome.develop(x0, t_max=T_DEVELOP, dt=DT, seed=seed, n_save=n_save)
+            end, times, snaps = genome.develop(x0, t_max=T_DEVELOP, dt=dt, seed=seed, n_save=n_save)
         else:
-            end = genome.develop(x0, t_max=T_DEVELOP, dt=DT, seed=seed)
+            end = genome.develop(x0, t_max=T_DEVELOP, dt=dt, seed=seed)
         if setup.mode == STEADY_STATE:
             labels = np.array([], dtype=object)
         else:
-            labels = _classify(setup, genome, end, perturbation, seed)
+            labels = _classify(setup, genome, end, perturbation, seed, dt)
         out.append(Sim(end=end, labels=labels, snapshots=snaps, times=times))
     return Simulation(out)
