@@ -77,10 +77,11 @@ def step_landscape(ctx: RunContext) -> None:
 
 def step_screen(ctx: RunContext) -> None:
     """Knock out every regulator (or the --knockout genes) with gcl.sim.screen -> screen.csv;
-    each knockout is re-run with gcl.sim.perturb, decoded over every gene ->
+    each knockout's simulated cells (kept from the screen) are decoded over every gene ->
     predicted_log2fc.csv, and the strongest one's result draws the fate-shift figure."""
     from .. import _report, sim
     from .._keys import Key
+    from ..sim._screen import screen_members
 
     work = ctx.work
     if ctx.knockouts:
@@ -96,20 +97,23 @@ def step_screen(ctx: RunContext) -> None:
     knockouts = {sim.Knockout(g).name: g for g in genes}
     log.info("screen: %d knockouts, %d simulated cells each", len(genes), ctx.n_sim_cells)
     root = default_root(ctx)
-    table = sim.screen(
+    sims: dict[str, Any] = {}  # the screen's simulations, decoded below instead of rerun
+    table = screen_members(
         work,
         [sim.Knockout(g) for g in genes],
+        None,
         root=root,
         n_cells=ctx.n_sim_cells,
         seed=ctx.seed,
         n_null=RUN_N_NULL,
+        simulations=sims,
     )
     _report.write_table(table, ctx.out / "screen.csv", index=False)
     ctx.files.append("screen.csv")
     work.uns[Key.uns.screen] = table  # results.h5ad keeps the screen too
     ctx.screen = table
     info: dict[str, Any] = {"n_knockouts": len(genes)}
-    results = _predict_knockouts(ctx, genes, root)
+    results = _predict_knockouts(ctx, genes, root, sims)
     if "delta" in table and len(table):
         strength = (
             table.assign(abs_delta=table["delta"].abs())
@@ -134,25 +138,47 @@ def step_screen(ctx: RunContext) -> None:
     ctx.summary["screen"] = info
 
 
-def _predict_knockouts(ctx: RunContext, genes: list[str], root: Any) -> dict[str, Any]:
-    """gcl.sim.perturb of every screened knockout with the screen's settings, decoded over
-    every gene by the scVI model when there is one -> predicted_log2fc.csv (genes × knockouts).
+def _predict_knockouts(
+    ctx: RunContext, genes: list[str], root: Any, sims: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Every screened knockout's result, decoded over every gene by the scVI model when there
+    is one -> predicted_log2fc.csv (genes × knockouts).
 
-    The screen's table holds fates, not per-gene changes, so each knockout is simulated once
-    more here (without the null: the screen has the score's p-value); the results are
-    returned by gene, and the strongest one is the fate-shift figure's.
+    The screen's table holds fates, not per-gene changes; the screen's own simulations
+    (``sims``, filled by ``screen_members(simulations=...)``: the same start cells, noise and
+    seed as :func:`gcl.sim.perturb`) are turned into results here, so each knockout is
+    simulated once. A knockout missing from ``sims`` is simulated with ``gcl.sim.perturb``
+    (without the null: the screen has the score's p-value). The results are returned by
+    gene, and the strongest one is the fate-shift figure's (its trajectories are empty: the
+    screen keeps end states only).
     """
+    import time
+
+    import numpy as np
     import pandas as pd
 
     from .. import _report, sim
+    from .._keys import Key
+    from ..sim._perturb import _result
 
     work = ctx.work
+    sims = sims or {}
+    decode = ctx.model is not None
     results, columns = {}, {}
     for gene in genes:
-        res = sim.perturb(
-            work, sim.Knockout(gene), root=root, n_cells=ctx.n_sim_cells, seed=ctx.seed,
-            decode=ctx.model is not None, model=ctx.model, n_null=0,
-        )  # fmt: skip
+        ko = sim.Knockout(gene)
+        if ko.name in sims:
+            res = _result(
+                work, sims["setup"], ko, sims["wt"], sims[ko.name],
+                landscape_key=Key.uns.landscape, seed=ctx.seed, decode=decode,
+                model=ctx.model, null=np.zeros(0), t0=time.perf_counter(),
+                n_cells=ctx.n_sim_cells,
+            )  # fmt: skip
+        else:
+            res = sim.perturb(
+                work, ko, root=root, n_cells=ctx.n_sim_cells, seed=ctx.seed, decode=decode,
+                model=ctx.model, n_null=0,
+            )  # fmt: skip
         results[gene] = res
         columns[res.perturbation] = res.log2fc
     table = pd.DataFrame(columns)

@@ -107,9 +107,24 @@ def _screen_one(
     n_cells: int,
     seed: int,
     null: np.ndarray,
-) -> pd.DataFrame:
-    """Rows of one perturbation (runs on a worker for the Dask backend)."""
+    keep: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, Simulation]:
+    """Rows of one perturbation (runs on a worker for the Dask backend); with ``keep``, the
+    rows and the mutant's simulation (for :func:`screen_members`' ``simulations``)."""
     mut = simulate(setup, perturbation, n_cells=n_cells, seed=seed)
+    rows = _rows(setup, wt, mut, perturbation, seed, null)
+    return (rows, mut) if keep else rows
+
+
+def _rows(
+    setup: Setup,
+    wt: Simulation,
+    mut: Simulation,
+    perturbation: Perturbation,
+    seed: int,
+    null: np.ndarray,
+) -> pd.DataFrame:
+    """The table rows of one simulated perturbation."""
     value = score(setup, wt, mut, perturbation)
     pval = score_pvalue(value, null)
     if setup.mode == STEADY_STATE:
@@ -255,9 +270,17 @@ def screen_members(
     seed: int = 0,
     n_null: int = N_NULL,
     progress: bool = True,
+    simulations: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """:func:`screen` with the genome ensemble given as ``members`` (``None``: the stored
-    genome's members). Internal entry point, as :func:`~._perturb.perturb_members`."""
+    genome's members). Internal entry point, as :func:`~._perturb.perturb_members`.
+
+    ``simulations``: a dict filled with what the screen simulated, so a caller that needs
+    each perturbation's cells (``gclandscape run``'s whole-transcriptome log2FC) does not
+    simulate them again: ``"setup"`` (:class:`Setup`), ``"wt"`` (the shared wild type) and,
+    under each perturbation's name, its mutant :class:`Simulation` (end states only, no
+    snapshots). Perturbations read from a checkpoint were not simulated and are absent.
+    """
     if backend not in ("local", "dask"):
         raise GclError(f"backend must be 'local' or 'dask', got {backend!r}.")
     if client is not None and backend != "dask":
@@ -288,24 +311,30 @@ def screen_members(
                 "screen: %d of %d perturbations read from %s", len(done), len(perts), folder
             )
     todo = [p for p in perts if p.name not in done]
+    keep = simulations is not None
     if todo:
         wt = simulate(setup, None, n_cells=n_cells, seed=seed)
+        if keep:
+            simulations.update(setup=setup, wt=wt)
         nulls: dict[tuple, np.ndarray] = {}
         for p in todo:
             sig = null_signature(p)
             if sig not in nulls:
                 nulls[sig] = null_scores(setup, p, n_null, seed) if n_null else np.zeros(0)
 
-        def finished(p: Perturbation, df: pd.DataFrame) -> None:
+        def finished(p: Perturbation, out: Any) -> None:
+            df = out
+            if keep:
+                df, simulations[p.name] = out
             done[p.name] = df
             if folder is not None:
                 f = _checkpoint.checkpoint_file(folder, p.name, fingerprint)
                 _checkpoint.write(df, f, name=p.name, fp=fingerprint)
 
         if backend == "local":
-            _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress)
+            _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress, keep)
         else:
-            _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client)
+            _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client, keep)
     table = pd.concat([done[p.name] for p in perts], ignore_index=True)
     if steady:
         return _normalise(table, steady)
@@ -317,14 +346,14 @@ def screen_members(
     return _normalise(table, steady, final=True)
 
 
-def _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress) -> None:
+def _run_local(setup, wt, todo, n_cells, seed, nulls, finished, progress, keep=False) -> None:
     from tqdm.auto import tqdm
 
     for p in tqdm(todo, desc="screen", unit="perturbation", disable=not progress):
-        finished(p, _screen_one(setup, wt, p, n_cells, seed, nulls[null_signature(p)]))
+        finished(p, _screen_one(setup, wt, p, n_cells, seed, nulls[null_signature(p)], keep))
 
 
-def _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client) -> None:
+def _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client, keep=False) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     own = client is None
@@ -335,7 +364,7 @@ def _run_dask(setup, wt, todo, n_cells, seed, nulls, finished, client) -> None:
         setup_f, wt_f = client.scatter([setup, wt], broadcast=True)
         futures = {
             client.submit(
-                _screen_one, setup_f, wt_f, p, n_cells, seed, nulls[null_signature(p)],
+                _screen_one, setup_f, wt_f, p, n_cells, seed, nulls[null_signature(p)], keep,
                 pure=False, key=f"gcl-screen-{i}-{abs(hash(p.name))}",
             ): p
             for i, p in enumerate(todo)
