@@ -54,6 +54,8 @@ def test_stable_dt_halves_the_step_for_a_fast_decay():
     x = np.random.default_rng(0).uniform(0, 1, (50, 2))
     assert stable_dt(toggle, x, RELAX_DT) == RELAX_DT
     assert stable_dt(toggle, x, DT) == DT
+    # a growing direction diverges at any step: it does not shrink the step
+    assert stable_dt(LinearField([[50.0]]), [[1.0]], 0.1) == 0.1
     with pytest.raises(GclError, match="dt_max"):
         stable_dt(toggle, x, 0.0)
 

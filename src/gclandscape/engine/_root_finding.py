@@ -34,11 +34,13 @@ def stable_dt(
 ) -> float:
     """The largest Euler step ``dt_max / 2**k`` with ``dt * rho <= 1`` at the given states.
 
-    ``rho`` is the largest modulus of the field's Jacobian eigenvalues at up to ``n_states``
-    of ``states`` (evenly spaced rows). A fitted genome whose degradation rate ``gamma`` is
-    large (fast genes) makes the forward Euler step of a fixed ``dt`` diverge once
-    ``dt * gamma > 2``; this step stays stable. The row sums of ``|J|`` bound ``rho`` from
-    above, so fields within that bound keep ``dt_max`` without an eigenvalue computation.
+    ``rho`` is the largest modulus of the field's Jacobian eigenvalues with a negative real
+    part (decaying directions) at up to ``n_states`` of ``states`` (evenly spaced rows). A
+    fitted genome whose degradation rate ``gamma`` is large (fast genes) makes the forward
+    Euler step of a fixed ``dt`` diverge once ``dt * gamma > 2``; this step stays stable.
+    Growing directions are left out: they grow at any step, and a smaller one would only
+    delay the divergence. The row sums of ``|J|`` bound ``rho`` from above, so fields within
+    that bound keep ``dt_max`` without an eigenvalue computation.
     Halving (rather than ``1 / rho``) keeps simulated times whole multiples of the step.
 
     Parameters
@@ -86,7 +88,11 @@ def stable_dt(
         )
     if bound * dt_max <= STEP_SAFETY:
         return float(dt_max)
-    rho = float(torch.linalg.eigvals(jac).abs().amax())
+    ev = torch.linalg.eigvals(jac)
+    decaying = ev[ev.real < 0]
+    if not len(decaying):
+        return float(dt_max)
+    rho = float(decaying.abs().amax())
     halvings = max(0, math.ceil(math.log2(rho * dt_max / STEP_SAFETY) - 1e-12))
     return float(dt_max) / 2**halvings
 
