@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from anndata import AnnData
 
 from ._context import RUN_BATCH_SIZE, RunContext, default_root, run_epochs
 from ._knockouts import check_knockouts, regulators
@@ -70,15 +71,77 @@ def step_qc(ctx: RunContext) -> None:
     }
 
 
+def _working_copy(src: AnnData) -> AnnData:
+    """The run's working AnnData: ``src``'s annotations copied, its matrices (``.X`` and
+    ``.layers``) shared, not copied.
+
+    Nothing in the run writes into a matrix in place: the recipe replaces ``.X`` and subsets
+    by building new matrices, so the input stays as it was. On 50,000 × 2,000 myeloid counts
+    (77 % non-zero) each CSR copy is 0.6 GiB: ``src.copy()`` held the counts twice for the
+    whole run (and ``.X`` twice during the recipe).
+    """
+    import copy
+
+    import anndata as ad
+
+    if src.is_view:  # a view's matrices are the parent's: copy as before
+        return src.copy()
+    work = ad.AnnData(
+        X=src.X,
+        layers=dict(src.layers.items()),
+        obs=src.obs.copy(),
+        var=src.var.copy(),
+        uns=copy.deepcopy(dict(src.uns)),
+        obsm={k: v.copy() for k, v in src.obsm.items()},
+        varm={k: v.copy() for k, v in src.varm.items()},
+        obsp={k: v.copy() for k, v in src.obsp.items()},
+        varp={k: v.copy() for k, v in src.varp.items()},
+    )
+    if src.raw is not None:
+        work.raw = src.raw.to_adata()
+    return work
+
+
+def _share_lognorm(work: AnnData) -> None:
+    """``.X`` becomes the lognorm layer itself when the two are equal (the recipe stores the
+    log-normalised counts twice, as ``.layers["gcl_lognorm"]`` and a copy in ``.X``: 0.6 GiB
+    at 50,000 × 2,000). No step writes into ``.X`` in place."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from .._keys import Key
+
+    layer = work.layers.get(Key.layers.lognorm)
+    x = work.X
+    if layer is None or x is None or layer is x or type(layer) is not type(x):
+        return
+    if layer.shape != x.shape or layer.dtype != x.dtype:
+        return
+    if sp.issparse(x):
+        same = (
+            x.format == layer.format
+            and x.nnz == layer.nnz
+            and all(
+                np.array_equal(getattr(x, a), getattr(layer, a))
+                for a in ("indptr", "indices", "data")
+            )
+        )
+    else:
+        same = np.array_equal(x, layer)
+    if same:
+        work.X = layer
+
+
 def step_recipe(ctx: RunContext) -> None:
-    """gcl.pp.recipe on a copy: QC filtering, normalisation, log1p, HVG, PCA."""
+    """gcl.pp.recipe on a working copy (matrices shared with the input, never written in
+    place): QC filtering, normalisation, log1p, HVG, PCA."""
     import numpy as np
 
     from .. import pp
     from .._keys import Key
 
     src = ctx.adata
-    work = src.copy()
+    work = _working_copy(src)
     if ctx.counts is None:
         # not counts (e.g. scanpy's continuous simulations): no count model, PCA of X
         import scanpy as sc
@@ -90,6 +153,7 @@ def step_recipe(ctx: RunContext) -> None:
         ctx.summary["recipe"] = {"normalized": False, "n_pcs": n_comps}
     else:
         pp.recipe(work, n_top_genes=min(2000, work.n_vars))
+        _share_lognorm(work)
         ctx.summary["recipe"] = {
             k: v for k, v in work.uns.get(Key.uns.recipe, {}).items() if k != "params"
         }
