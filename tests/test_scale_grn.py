@@ -77,6 +77,12 @@ def test_training_and_small_genomes_keep_the_plain_form():
     assert model.V.grad is not None
     assert float(model.V.grad.abs().sum()) > 0
     assert getattr(model, "_fold", None) is None
+    # any trainable parameter keeps the plain form, not only V
+    model.V.requires_grad_(False)
+    model.zero_grad()
+    model(0.0, x).sum().backward()
+    assert float(model.c.grad.abs().sum()) > 0
+    assert getattr(model, "_fold", None) is None
     small = _model(FAST_MIN_GENES - 1, seed=6)
     with torch.no_grad():
         y = small(0.0, torch.rand(10, small.n_genes))

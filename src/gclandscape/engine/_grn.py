@@ -188,7 +188,10 @@ class GRNModel(nn.Module):
 
     def production(self, x: torch.Tensor) -> torch.Tensor:
         """Production term ``alpha_i * g_i(x)``, shape ``(N, G)``."""
-        wants_grad = torch.is_grad_enabled() and (x.requires_grad or self.V.requires_grad)
+        params = (self.V, self.c, self.a, self.d, self.log_alpha)
+        wants_grad = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in params)
+        )
         if self.n_genes >= FAST_MIN_GENES and not wants_grad:
             return self._production_gm(x.T).T
         _, s = self._hidden(x)
