@@ -13,7 +13,7 @@ import gclandscape as gcl
 from gclandscape._defaults import DT, RELAX_DT
 from gclandscape._errors import GclDivergenceError, GclError
 from gclandscape.engine import LinearField, SigmoidField
-from gclandscape.engine._root_finding import stable_dt
+from gclandscape.engine._root_finding import STEP_SAFETY, stable_dt
 
 W_TOGGLE = [[0.0, -10.0], [-10.0, 0.0]]
 FAST = 169.0  # the degradation rate that made the 50,000-cell run diverge
@@ -47,8 +47,11 @@ def _adata(genome: gcl.landscape.Genome, n: int = 120) -> ad.AnnData:
 
 def test_stable_dt_halves_the_step_for_a_fast_decay():
     assert stable_dt(LinearField([[-1.0]]), [[1.0]], 0.1) == 0.1
-    # 0.1 * 169 = 16.9 -> five halvings: 0.1 / 32 * 169 = 0.53 <= 1 (four: 1.06)
-    assert stable_dt(LinearField([[-FAST]]), [[1.0]], 0.1) == pytest.approx(0.1 / 32)
+    # 0.1 * 169 = 16.9 -> four halvings: 0.1 / 16 * 169 = 1.06 <= 1.8 (three: 2.1, unstable)
+    assert stable_dt(LinearField([[-FAST]]), [[1.0]], 0.1) == pytest.approx(0.1 / 16)
+    # 0.1 * 16.5 = 1.65: stable as it is (the default myeloid genome's largest rate)
+    assert stable_dt(LinearField([[-16.5]]), [[1.0]], 0.1) == 0.1
+    assert stable_dt(LinearField([[-19.0]]), [[1.0]], 0.1) == 0.05
     # the plain toggle is not stiff: the default steps stay as they were
     toggle = SigmoidField(W_TOGGLE, b=5.0)
     x = np.random.default_rng(0).uniform(0, 1, (50, 2))
@@ -69,7 +72,7 @@ def fast_fitted() -> tuple[ad.AnnData, gcl.landscape.Landscape]:
 def test_fit_landscape_fast_gene_lands_on_the_toggle_attractors(fast_fitted):
     adata, land = fast_fitted
     assert land.params["dt"] < RELAX_DT
-    assert land.params["dt"] * FAST <= 1.0
+    assert land.params["dt"] * FAST <= STEP_SAFETY
     got = land.attractors.set_index("label")[["A", "B"]]
     want = _toggle_attractors()
     np.testing.assert_allclose(got.loc["B-high"].to_numpy(), want[0], atol=1e-6)
@@ -103,7 +106,7 @@ def test_perturb_fast_gene_knockout(fast_fitted):
     from gclandscape.sim._simulation import step
 
     adata, _ = fast_fitted
-    assert step(_fast_toggle(), adata.X) * FAST <= 1.0
+    assert step(_fast_toggle(), adata.X) * FAST <= STEP_SAFETY
     res = gcl.sim.perturb(adata, gcl.sim.Knockout("B"), n_cells=60, n_null=0)
     assert res.lost_fates == ["B-high"]
     # A with B knocked out: x_A = s(5) (noise 0.05 moves the mean little)

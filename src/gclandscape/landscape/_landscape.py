@@ -90,9 +90,9 @@ def fit_landscape(
        :func:`gclandscape.pl.vector_field` draws.
 
     Every integration uses the Euler step 0.1, halved while the genome's Jacobian at the
-    observed states has an eigenvalue of modulus above ``1 / dt`` (a fitted genome with a
-    fast gene; :func:`gclandscape.engine._root_finding.stable_dt`); ``params["dt"]`` records
-    it.
+    observed states has a decaying eigenvalue of modulus above ``1.8 / dt`` (a fitted genome
+    with a fast gene; :func:`gclandscape.engine._root_finding.stable_dt`); ``params["dt"]``
+    records it.
 
     The genome's coordinates: for a fitted genome, the drift states
     (``.layers["gcl_drift_state"]``) or the linear expression divided by the genome's scale;

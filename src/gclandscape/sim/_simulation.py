@@ -435,9 +435,10 @@ def touched(genome: Genome, perturbation: Perturbation | None) -> np.ndarray:
 
 def step(genome: Genome, x0: np.ndarray) -> float:
     """The Euler step of ``genome``'s simulations: ``DT``, halved while the Jacobian at the
-    start cells has an eigenvalue of modulus above ``1 / dt`` (a fitted genome with a fast
-    gene, whose fixed-step development would diverge; :func:`~gclandscape.engine._root_finding.stable_dt`).
-    Deterministic, so the screen and :func:`perturb` simulate a perturbation alike."""
+    start cells has a decaying eigenvalue of modulus above ``1.8 / dt`` (a fitted genome with
+    a fast gene, whose fixed-step development would diverge;
+    :func:`~gclandscape.engine._root_finding.stable_dt`). Deterministic, so the screen and
+    :func:`perturb` simulate a perturbation alike."""
     from ..engine._root_finding import stable_dt
 
     return stable_dt(genome.field(), x0, DT, n_states=N_STIFFNESS)
