@@ -67,3 +67,26 @@ def test_view_input_is_copied(tmp_path):
     assert ctx.work.n_obs == 100
     assert ctx.work.layers[Key.layers.counts] is not adata.layers[Key.layers.counts]
     np.testing.assert_array_equal(adata.X.toarray(), _counts().X.toarray())
+
+
+def test_load_input_keeps_one_counts_matrix(tmp_path):
+    from gclandscape import io
+    from gclandscape._pipeline._input import load_input
+
+    adata = _counts()
+    del adata.raw
+    path = tmp_path / "counts.h5ad"
+    io.write(adata, path)
+    read, label = load_input(str(path))
+    assert label == str(path)
+    assert read.X is read.layers[Key.layers.counts]
+    np.testing.assert_array_equal(read.X.toarray(), adata.layers[Key.layers.counts].toarray())
+    # .X that differs from the counts (here: scaled) stays its own matrix
+    other = _counts()
+    del other.raw
+    other.X = other.X * 0.5
+    path2 = tmp_path / "scaled.h5ad"
+    other.write_h5ad(path2)
+    read2, _ = load_input(str(path2))
+    assert read2.X is not read2.layers[Key.layers.counts]
+    np.testing.assert_allclose(read2.X.toarray(), 0.5 * read2.layers[Key.layers.counts].toarray())

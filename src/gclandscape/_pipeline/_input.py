@@ -4,7 +4,7 @@ dataset name."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -29,7 +29,7 @@ def load_input(spec: str | None, *, seed: int = 0) -> tuple[AnnData, str]:
         from .. import io
 
         try:
-            return io.read(path), str(path)
+            return share_counts(io.read(path)), str(path)
         except GclError:
             raise
         except Exception as exc:  # a reader deep inside a dependency failed
@@ -49,9 +49,45 @@ def load_input(spec: str | None, *, seed: int = 0) -> tuple[AnnData, str]:
     if name in names():
         loader = getattr(datasets, name)
         kwargs = {"seed": seed} if "seed" in inspect.signature(loader).parameters else {}
-        return datasets.load(name, **kwargs), name
+        return share_counts(datasets.load(name, **kwargs)), name
     raise GclFileNotFoundError(
         f"INPUT {spec!r} is neither an existing file or folder nor a built-in dataset "
         f"({', '.join(n for n in names() if n != 'simulate')}). Pass a path gcl.io.read can "
         "read, or a dataset name (`gclandscape datasets` lists them)."
     )
+
+
+def same_matrix(a: Any, b: Any) -> bool:
+    """Whether two matrices (dense or sparse of one format) hold the same values exactly."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    if a is b:
+        return True
+    if type(a) is not type(b) or a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if sp.issparse(a):
+        return (
+            a.format == b.format
+            and a.nnz == b.nnz
+            and all(
+                np.array_equal(getattr(a, k), getattr(b, k)) for k in ("indptr", "indices", "data")
+            )
+        )
+    return bool(np.array_equal(a, b))
+
+
+def share_counts(adata: AnnData) -> AnnData:
+    """``.X`` becomes the counts layer itself when the two hold the same values.
+
+    Readers copy the counts into ``.layers["counts"]`` so that edits of ``.X`` cannot
+    corrupt them; the run never writes into ``.X`` in place (its working copy replaces it by
+    the log-normalised counts), so for the data it read itself one matrix is enough: 0.6 GiB
+    less at 50,000 × 2,000 (77 % non-zero CSR).
+    """
+    from .._keys import Key
+
+    counts = adata.layers.get(Key.layers.counts) if not adata.is_view else None
+    if counts is not None and adata.X is not None and same_matrix(adata.X, counts):
+        adata.X = counts
+    return adata

@@ -9,6 +9,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
 from ._context import RUN_BATCH_SIZE, RunContext, default_root, run_epochs
+from ._input import same_matrix
 from ._knockouts import check_knockouts, regulators
 from ._regulators import annotate
 
@@ -106,29 +107,10 @@ def _share_lognorm(work: AnnData) -> None:
     """``.X`` becomes the lognorm layer itself when the two are equal (the recipe stores the
     log-normalised counts twice, as ``.layers["gcl_lognorm"]`` and a copy in ``.X``: 0.6 GiB
     at 50,000 × 2,000). No step writes into ``.X`` in place."""
-    import numpy as np
-    import scipy.sparse as sp
-
     from .._keys import Key
 
     layer = work.layers.get(Key.layers.lognorm)
-    x = work.X
-    if layer is None or x is None or layer is x or type(layer) is not type(x):
-        return
-    if layer.shape != x.shape or layer.dtype != x.dtype:
-        return
-    if sp.issparse(x):
-        same = (
-            x.format == layer.format
-            and x.nnz == layer.nnz
-            and all(
-                np.array_equal(getattr(x, a), getattr(layer, a))
-                for a in ("indptr", "indices", "data")
-            )
-        )
-    else:
-        same = np.array_equal(x, layer)
-    if same:
+    if layer is not None and work.X is not None and same_matrix(work.X, layer):
         work.X = layer
 
 
