@@ -71,7 +71,9 @@ def test_params_and_graph_written_without_scanpy_leftovers(tree, tmp_path):
         "use_rep": "X_pca",
         "n_neighbors": 15,
         "n_dcs": 10,
+        "method": "dpt",
     }
+    assert record["terminal_groups"] == []
     assert record["n_unreachable"] == 0
     assert "iroot" not in tree.uns
     assert "X_diffmap" not in tree.obsm
@@ -207,3 +209,98 @@ def test_missing_rep_lists_obsm():
     adata.obsm["bad"] = np.full((100, 2), np.nan)
     with pytest.raises(GclError, match="NaN"):
         gcl.tl.pseudotime(adata, root=0, use_rep="bad")
+
+
+# ------------------------------------------------------------------ fate-aware time (issue 18)
+def _near_fate(n_per_path: int = 300, seed: int = 0) -> ad.AnnData:
+    """A progenitor stem (x from -1 to 0, t < 0.25), then two paths, each ending at t = 1: a
+    long transit arm (x from 0 to 4) into fate A (t >= 0.8), and a short arm (y from 0 to 0.3)
+    into fate B (t >= 0.6). B's cells move slowly and lie near the root in expression, but they
+    are as late as A's.
+    """
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, (2, n_per_path))
+    stem = np.minimum(t, 0.25)
+    after = (np.maximum(t, 0.25) - 0.25) / 0.75
+    pos_a = np.c_[-1 + 4 * stem[0] + 4 * after[0], np.zeros(n_per_path)]
+    pos_b = np.c_[-1 + 4 * stem[1], 0.3 * after[1]]
+    pos = np.r_[pos_a, pos_b] + rng.normal(0, 0.01, (2 * n_per_path, 2))
+    path_a = np.where(t[0] < 0.25, "progenitor", np.where(t[0] < 0.8, "transit", "A"))
+    group = np.r_[path_a, np.where(t[1] < 0.6, "progenitor", "B")]
+    obs = pd.DataFrame(
+        {"t": np.r_[t[0], t[1]], "group": pd.Categorical(group)},
+        index=[f"c{i}" for i in range(2 * n_per_path)],
+    )
+    return ad.AnnData(obs=obs, obsm={"X_pca": pos})
+
+
+def test_committor_orders_a_fate_near_the_root_after_its_progenitors():
+    adata = _near_fate()
+    dpt = gcl.tl.pseudotime(adata, root="progenitor", groupby="group", method="dpt", copy=True)
+    fate = gcl.tl.pseudotime(
+        adata, root="progenitor", groupby="group", method="committor", copy=True
+    )
+    assert fate.uns[Key.obs.pseudotime]["params"]["method"] == "committor"
+    assert fate.uns[Key.obs.pseudotime]["terminal_groups"] == ["A", "B"]
+
+    def medians(a):
+        return a.obs.groupby("group", observed=True)[Key.obs.pseudotime].median()
+
+    # diffusion pseudotime is a distance from the root: B comes before A's transit cells
+    assert medians(dpt)["B"] < medians(dpt)["transit"] - 0.05
+    # the committor puts B after them (the transit type is intermediate, not terminal)
+    m = medians(fate)
+    assert m["B"] > m["transit"] + 0.1
+    assert m["A"] > m["transit"] + 0.1
+    # and orders the cells by their true time better (0.99 against 0.89)
+    rho_dpt = spearmanr(dpt.obs[Key.obs.pseudotime], adata.obs["t"]).statistic
+    rho = spearmanr(fate.obs[Key.obs.pseudotime], adata.obs["t"]).statistic
+    assert rho > rho_dpt + 0.05, (rho, rho_dpt)
+
+
+def test_committor_is_harmonic_between_its_boundaries():
+    import scipy.sparse as sp
+
+    from gclandscape.tl._committor import committor
+
+    # two chains: 0-1-2-3-4 with both boundaries, and 5-6 (no start: no place in the order)
+    w = sp.lil_matrix((7, 7))
+    for i, j in [(0, 1), (1, 2), (2, 3), (3, 4), (5, 6)]:
+        w[i, j] = w[j, i] = 1.0
+    w[2, 3] = w[3, 2] = 3.0  # a strong link: 2 and 3 nearly equal
+    start = np.isin(np.arange(7), [0])
+    end = np.isin(np.arange(7), [4, 6])
+    q = committor(w.tocsr(), start, end)
+    # resistances 1, 1, 1/3, 1 in series: q = cumulative resistance / 10/3
+    np.testing.assert_allclose(q[:5], [0, 0.3, 0.6, 0.7, 1.0], atol=1e-12)
+    assert np.isnan(q[5:]).all()
+
+
+def test_terminal_groups_are_the_tree_leaves_without_small_groups():
+    from gclandscape.tl._committor import terminal_groups
+
+    groups = ["p", "gmp", "mono", "gran", "few"]
+    conn = np.array(
+        [
+            [0, 0.9, 0.05, 0, 0],
+            [0.9, 0, 0.8, 0.7, 0],
+            [0.05, 0.8, 0, 0.1, 0.6],
+            [0, 0.7, 0.1, 0, 0],
+            [0, 0, 0.6, 0, 0],
+        ]
+    )
+    labels = np.repeat(groups, [50, 50, 50, 50, 4])  # "few": under 5 % of the non-root cells
+    # without the share rule "few" would hang from mono and make it look intermediate
+    assert terminal_groups(conn, groups, labels, "p") == ["gran", "mono"]
+
+
+def test_committor_needs_a_root_group_and_falls_back_without_terminal_types():
+    adata = _branching(200, seed=4)
+    with pytest.raises(GclError, match="method='committor' needs a root group"):
+        gcl.tl.pseudotime(adata, root=0, method="committor")
+    with pytest.raises(GclError, match="'committor' or 'dpt'"):
+        gcl.tl.pseudotime(adata, root="stem", groupby="group", method="palantir")
+    adata.obs["one"] = pd.Categorical(["all"] * adata.n_obs)
+    with pytest.warns(UserWarning, match="no terminal cell type"):
+        gcl.tl.pseudotime(adata, root="all", groupby="one", n_neighbors=10, method="committor")
+    assert adata.uns[Key.obs.pseudotime]["params"]["method"] == "dpt"
