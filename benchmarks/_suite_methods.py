@@ -93,7 +93,9 @@ def run_gclandscape(adata, genes: list[str], *, n_sim: int, root: str = ROOT,
     """The pipeline of the module docstring; returns ``lost`` (knockout → set of fates),
     ``p_lost`` (knockout → fate → probability, or None), ``wt`` (fate → simulated wild-type
     fraction), ``attractors`` (``label``, ``basin_fraction``), ``edges``
-    (:class:`_grn_baselines.EdgeScores`) and ``seconds``; ``fit_kwargs`` go to ``fit_grn``."""
+    (:class:`_grn_baselines.EdgeScores`) and ``seconds``; ``fit_kwargs`` go to ``fit_grn``,
+    except ``"pseudotime"``: a :func:`gclandscape.tl.pseudotime` method whose time
+    ``fit_grn`` is then given (``time_key``)."""
     import gclandscape as gcl
     from grn_recovery import genome_edge_scores
     from knockouts import _lost_sets
@@ -101,8 +103,13 @@ def run_gclandscape(adata, genes: list[str], *, n_sim: int, root: str = ROOT,
     t0 = time.perf_counter()
     ad = adata.copy()
     gcl.pp.recipe(ad, n_top_genes=500)
+    fit_kwargs = dict(fit_kwargs or {})
+    method = fit_kwargs.pop("pseudotime", None)
+    if method is not None:  # another gcl.tl.pseudotime method than fit_grn's (DPT)
+        gcl.tl.pseudotime(ad, root=root, groupby=groupby, method=method)
+        fit_kwargs.setdefault("time_key", "gcl_pseudotime")
     genome = gcl.landscape.fit_grn(ad, genes=genes, root=root, groupby=groupby, n_bootstrap=0,
-                                   **(fit_kwargs or {}))  # fmt: skip
+                                   **fit_kwargs)  # fmt: skip
     land = gcl.landscape.fit_landscape(ad, groupby=groupby)
     table = gcl.sim.screen(
         ad, "knockouts", root=root, n_cells=n_sim, n_null=0, seed=0, progress=False

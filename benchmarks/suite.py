@@ -22,7 +22,7 @@ easy|hard|all] [--jobs N] [--json PATH] [--quick] [--only NAME ...] [--list]``.
 ``--quick``: :data:`QUICK` (networks of both splits), easy level. ``--fit JSON``: extra
 ``fit_grn`` keyword arguments of the gclandscape row (settings compared on dev;
 ``'{"time_key": "sim_time"}'`` gives that row alone the simulation's clock: the ceiling of any
-time signal). ``--raw PATH`` appends each
+time signal; ``'{"pseudotime": "committor"}'`` fits on ``gcl.tl.pseudotime(method=...)``). ``--raw PATH`` appends each
 network's records as it finishes; ``--tables-from PATH`` prints the tables of such a file.
 """
 
