@@ -111,3 +111,7 @@ def test_perturb_fast_gene_knockout(fast_fitted):
     assert res.lost_fates == ["B-high"]
     # A with B knocked out: x_A = s(5) (noise 0.05 moves the mean little)
     assert float(res.expression.loc["A", "perturbed"]) == pytest.approx(expit(5.0), abs=0.02)
+    # the result records the steps it was developed with, not the package's default
+    assert res.params["dt"] < DT
+    assert res.params["dt"] * FAST <= STEP_SAFETY
+    assert res.params["dt_perturbed"] * FAST <= STEP_SAFETY

@@ -20,7 +20,6 @@ from .._utils import logger
 from ..landscape._perturbations import Perturbation
 from ._result import PerturbationResult
 from ._simulation import (
-    DT,
     N_SAVE,
     STEADY_STATE,
     T_DEVELOP,
@@ -334,7 +333,9 @@ def _result(
         "start_cells": setup.root_info,
         "t_develop": T_DEVELOP,
         "t_relax": T_RELAX,
-        "dt": DT,
+        # the steps used: a stiff genome (or mutant) develops in smaller ones than DT
+        "dt": wt.dt,
+        "dt_perturbed": mut.dt,
         "novel_tolerance": setup.novel_tol,
         "n_null": len(null),
         "n_genomes": setup.n_members,

@@ -105,6 +105,7 @@ class Sim:
     labels: np.ndarray
     snapshots: np.ndarray | None = None
     times: np.ndarray | None = None
+    dt: float = DT  # the Euler step it was developed with (:func:`step`)
 
 
 @dataclass
@@ -130,6 +131,11 @@ class Simulation:
     @property
     def times(self) -> np.ndarray | None:
         return self.members[0].times
+
+    @property
+    def dt(self) -> float:
+        """The smallest Euler step of the members (a stiff member develops in smaller ones)."""
+        return min(m.dt for m in self.members)
 
 
 def strip_suffix(labels: list[str]) -> list[str]:
@@ -492,5 +498,5 @@ def simulate(
             labels = np.array([], dtype=object)
         else:
             labels = _classify(setup, genome, end, perturbation, seed, dt)
-        out.append(Sim(end=end, labels=labels, snapshots=snaps, times=times))
+        out.append(Sim(end=end, labels=labels, snapshots=snaps, times=times, dt=dt))
     return Simulation(out)
