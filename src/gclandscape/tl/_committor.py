@@ -7,9 +7,11 @@ fate of ``random25_s125`` at a median DPT of 0.25 against 0.42 for the progenito
 with the simulation clock 0.43). The committor orders by what a cell is heading for: the
 probability that a random walk on the kNN graph from the cell reaches a terminal cell type
 before it reaches the root's earliest cells (transition path theory's committor; Metzner,
-Schütte & Vanden-Eijnden 2009). It is 0 at the root, 1 on the terminal types, and harmonic in
-between, so every fate comes after the progenitors that feed it whatever its distance from
-the root (the same network: Spearman 0.82).
+Schütte & Vanden-Eijnden 2009). It is 0 at the root, 1 on the later half of each terminal
+type's cells, and harmonic in between, so a fate comes after the progenitors that feed it
+whatever its distance from the root (the same network: Spearman 0.82). It is not the default
+time of the package: over the suite's dev split it left the knockout calls where DPT had them
+(``benchmarks/README.md``, "Eleventh session").
 """
 
 from __future__ import annotations

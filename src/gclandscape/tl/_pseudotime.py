@@ -1,6 +1,6 @@
-"""``gcl.tl.pseudotime``: a pseudotime from a root group, cell index or name: the fate-aware
-committor (:mod:`._committor`) between the root and the terminal cell types, or scanpy's
-diffusion pseudotime."""
+"""``gcl.tl.pseudotime``: a pseudotime from a root group, cell index or name: scanpy's
+diffusion pseudotime, or the fate-aware committor (:mod:`._committor`) between the root and
+the terminal cell types."""
 
 from __future__ import annotations
 
@@ -235,8 +235,8 @@ def pseudotime(
 
     - ``.obs[key_added]``: pseudotime in [0, 1] (the committor, or scanpy's DPT scaled by its
       largest finite value). Cells in a connected component of the kNN graph other than the
-      root's have no finite DPT (and a component holding neither root nor terminal cells no
-      committor); they get NaN and a warning is emitted.
+      root's have no finite DPT (nor a committor: no walk from the root reaches them); they
+      get NaN and a warning is emitted.
     - ``.uns[key_added]``: ``"params"`` (root, groupby, use_rep, n_neighbors, n_dcs, method:
       the one used), the chosen ``"root_cell"`` (obs name) and ``"root_index"``,
       ``"terminal_groups"`` (empty for DPT) and ``"n_unreachable"``.
