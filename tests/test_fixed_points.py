@@ -208,10 +208,16 @@ def test_grn_model_float32_module_is_analysed_in_float64():
 
 
 # ----------------------------------------------------------------------------- errors
-def test_divergent_integration_names_the_step():
-    stiff = LinearField([[-50.0]])  # Euler with dt = 0.1 multiplies by -4 every step
+def test_stiff_field_gets_a_stable_step_and_divergence_names_the_step():
+    # a stable but stiff field: Euler with dt = 0.1 would multiply by -4 every step; the step
+    # follows the field's stiffness (stable_dt), so the fixed point at 0 is found
+    stiff = LinearField([[-50.0]])
+    fps = find_fixed_points(stiff, np.ones((3, 1)), dt=0.1)
+    assert len(fps) == 1
+    np.testing.assert_allclose(fps.states, [[0.0]], atol=1e-6)
+    # a field that grows without bound keeps the step asked for and diverges, naming it
     with pytest.raises(GclDivergenceError, match=r"dt = 0\.1"):
-        find_fixed_points(stiff, np.ones((3, 1)), dt=0.1)
+        find_fixed_points(LinearField([[50.0]]), np.ones((3, 1)), dt=0.1)
 
 
 def test_bad_inputs():

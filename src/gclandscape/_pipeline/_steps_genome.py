@@ -159,7 +159,7 @@ def _predict_knockouts(
 
     from .. import _report, sim
     from .._keys import Key
-    from ..sim._perturb import _result
+    from ..sim._perturb import perturbation_result
 
     work = ctx.work
     sims = sims or {}
@@ -168,7 +168,7 @@ def _predict_knockouts(
     for gene in genes:
         ko = sim.Knockout(gene)
         if ko.name in sims:
-            res = _result(
+            res = perturbation_result(
                 work, sims["setup"], ko, sims["wt"], sims[ko.name],
                 landscape_key=Key.uns.landscape, seed=ctx.seed, decode=decode,
                 model=ctx.model, null=np.zeros(0), t0=time.perf_counter(),

@@ -279,7 +279,7 @@ def perturb_members(
             raise GclError(f"model must be a gcl.latent.LatentModel, got {type(model).__name__}.")
     wt = simulate(setup, None, n_cells=n_cells, seed=seed, n_save=save)
     mut = simulate(setup, perturbation, n_cells=n_cells, seed=seed, n_save=save)
-    return _result(
+    return perturbation_result(
         adata, setup, perturbation, wt, mut,
         landscape_key=landscape_key, seed=seed, decode=decode, model=model,
         null=null_scores(setup, perturbation, n_null, seed) if n_null else np.zeros(0),
@@ -287,7 +287,7 @@ def perturb_members(
     )  # fmt: skip
 
 
-def _result(
+def perturbation_result(
     adata: AnnData | None,
     setup: Setup,
     perturbation: Perturbation,
@@ -302,6 +302,10 @@ def _result(
     t0: float,
     n_cells: int,
 ) -> PerturbationResult:
+    """The :class:`PerturbationResult` of a wild type and a mutant already simulated (by
+    :func:`perturb`, or by a screen that kept its simulations: ``gclandscape run``): fate
+    table, expression and log2FC (read out or decoded for the other genes), trajectories and
+    parameters. ``null`` holds the random knockouts' scores (empty: no p-value)."""
     import time
 
     genome = setup.genome_obj()
