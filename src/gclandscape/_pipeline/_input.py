@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
+from .._keys import Key
 from ._context import DEFAULT_INPUT
 
 
@@ -29,7 +30,7 @@ def load_input(spec: str | None, *, seed: int = 0) -> tuple[AnnData, str]:
         from .. import io
 
         try:
-            return share_counts(io.read(path)), str(path)
+            return share_x(io.read(path), Key.layers.counts), str(path)
         except GclError:
             raise
         except Exception as exc:  # a reader deep inside a dependency failed
@@ -49,7 +50,7 @@ def load_input(spec: str | None, *, seed: int = 0) -> tuple[AnnData, str]:
     if name in names():
         loader = getattr(datasets, name)
         kwargs = {"seed": seed} if "seed" in inspect.signature(loader).parameters else {}
-        return share_counts(datasets.load(name, **kwargs)), name
+        return share_x(datasets.load(name, **kwargs), Key.layers.counts), name
     raise GclFileNotFoundError(
         f"INPUT {spec!r} is neither an existing file or folder nor a built-in dataset "
         f"({', '.join(n for n in names() if n != 'simulate')}). Pass a path gcl.io.read can "
@@ -77,17 +78,16 @@ def same_matrix(a: Any, b: Any) -> bool:
     return bool(np.array_equal(a, b))
 
 
-def share_counts(adata: AnnData) -> AnnData:
-    """``.X`` becomes the counts layer itself when the two hold the same values.
+def share_x(adata: AnnData, layer: str) -> AnnData:
+    """``.X`` becomes ``.layers[layer]`` itself when the two hold the same values.
 
-    Readers copy the counts into ``.layers["counts"]`` so that edits of ``.X`` cannot
-    corrupt them; the run never writes into ``.X`` in place (its working copy replaces it by
-    the log-normalised counts), so for the data it read itself one matrix is enough: 0.6 GiB
-    less at 50,000 × 2,000 (77 % non-zero CSR).
+    The run never writes into ``.X`` in place, so one matrix is enough where two are equal:
+    readers copy the counts into ``.layers["counts"]`` (so that a user's edits of ``.X``
+    cannot corrupt them), and the recipe stores the log-normalised counts both as
+    ``.layers["gcl_lognorm"]`` and in ``.X``; each copy is 0.6 GiB at 50,000 × 2,000 (77 %
+    non-zero CSR). Only for data the run holds itself (what it read, its working copy).
     """
-    from .._keys import Key
-
-    counts = adata.layers.get(Key.layers.counts) if not adata.is_view else None
-    if counts is not None and adata.X is not None and same_matrix(adata.X, counts):
-        adata.X = counts
+    shared = adata.layers.get(layer) if not adata.is_view else None
+    if shared is not None and adata.X is not None and same_matrix(adata.X, shared):
+        adata.X = shared
     return adata

@@ -9,7 +9,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
 
 from ._context import RUN_BATCH_SIZE, RunContext, default_root, run_epochs
-from ._input import same_matrix
+from ._input import share_x
 from ._knockouts import check_knockouts, regulators
 from ._regulators import annotate
 
@@ -103,17 +103,6 @@ def _working_copy(src: AnnData) -> AnnData:
     return work
 
 
-def _share_lognorm(work: AnnData) -> None:
-    """``.X`` becomes the lognorm layer itself when the two are equal (the recipe stores the
-    log-normalised counts twice, as ``.layers["gcl_lognorm"]`` and a copy in ``.X``: 0.6 GiB
-    at 50,000 × 2,000). No step writes into ``.X`` in place."""
-    from .._keys import Key
-
-    layer = work.layers.get(Key.layers.lognorm)
-    if layer is not None and work.X is not None and same_matrix(work.X, layer):
-        work.X = layer
-
-
 def step_recipe(ctx: RunContext) -> None:
     """gcl.pp.recipe on a working copy (matrices shared with the input, never written in
     place): QC filtering, normalisation, log1p, HVG, PCA."""
@@ -135,7 +124,7 @@ def step_recipe(ctx: RunContext) -> None:
         ctx.summary["recipe"] = {"normalized": False, "n_pcs": n_comps}
     else:
         pp.recipe(work, n_top_genes=min(2000, work.n_vars))
-        _share_lognorm(work)
+        share_x(work, Key.layers.lognorm)
         ctx.summary["recipe"] = {
             k: v for k, v in work.uns.get(Key.uns.recipe, {}).items() if k != "params"
         }
