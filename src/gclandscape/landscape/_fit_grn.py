@@ -319,7 +319,12 @@ def fit_grn(
                 seed=seed,
             )
         idx = adata.var_names.get_indexer(gene_list)
-        x = np.asarray(adata.layers[f"{drift_key}_state"][:, idx], dtype=np.float64)
+        import scipy.sparse as sp
+
+        def dense(m: Any) -> np.ndarray:  # tl.drift writes sparse layers; older ones are dense
+            return np.asarray(m.toarray() if sp.issparse(m) else m, dtype=np.float64)
+
+        x = dense(adata.layers[f"{drift_key}_state"][:, idx])
         # the per-cell drift (path velocity plus restoring term) when its deviation came from
         # the counts of the other genes (tl.drift's cross-gene estimate: better knockout
         # predictions); otherwise the path velocity at the smoothed states, as a restoring
@@ -330,7 +335,7 @@ def fit_grn(
         layer = f"{drift_key}_path"
         if target == "per-cell drift" or layer not in adata.layers:
             layer = drift_key
-        dxdt = np.asarray(adata.layers[layer][:, idx], dtype=np.float64)
+        dxdt = dense(adata.layers[layer][:, idx])
         scale = adata.var[f"{drift_key}_scale"].to_numpy()[idx]
         params.update(drift_key=drift_key, target=target, **{
             k: v for k, v in drift_params.items()
