@@ -161,10 +161,11 @@ def drift_accuracy_table(args: argparse.Namespace) -> None:
     import scipy.sparse as sp
 
     import gclandscape as gcl
-    from gclandscape.tl._drift import _graph, estimate_drift, expression_states
+    from gclandscape.tl._drift import estimate_drift, expression_states
+    from gclandscape.tl._drift_inputs import neighbour_graph
 
     def neighbour_deviation(adata, regs, t, time_smoothing):
-        graph, _ = _graph(adata, None, 30, 0)
+        graph, _ = neighbour_graph(adata, None, 30)
         x, _ = expression_states(adata, regs)
         t = (t - t.min()) / (t.max() - t.min())
         return estimate_drift(
@@ -172,7 +173,7 @@ def drift_accuracy_table(args: argparse.Namespace) -> None:
         )
 
     def forward_mean(adata, regs, t):
-        graph, _ = _graph(adata, None, 30, 0)
+        graph, _ = neighbour_graph(adata, None, 30)
         x, _ = expression_states(adata, regs)
         x = x / np.percentile(x, 99, axis=0)
         coo = sp.coo_matrix(graph)

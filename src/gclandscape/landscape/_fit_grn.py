@@ -345,7 +345,7 @@ def fit_grn(
     else:
         # counts are noisy: average over the neighbour graph as the drift does (kNN
         # moments); measured to double the AUPRC ratio on a simulated steady state
-        graph, _ = neighbour_graph(adata, None, 30, seed)
+        graph, _ = neighbour_graph(adata, None, 30)
         x_smooth = smooth_states(x_raw, graph, 3)
         scale = np.percentile(x_smooth, 99, axis=0)
         scale[scale <= 0] = x_smooth.max(axis=0)[scale <= 0]

@@ -37,9 +37,6 @@ __all__ = [
 ]
 
 
-#: The old name of :func:`._drift_inputs.neighbour_graph`, which benchmarks import from here.
-_graph = neighbour_graph
-
 #: The cross-gene deviation (:mod:`._deviation`) is used for at most this many drift genes
 #: (its per-cell posterior costs cells × measured genes × drift genes²: 3,000 cells × 261
 #: other genes took 8.7 s with 50 drift genes, 1 s with 11) ...
@@ -281,7 +278,7 @@ def drift(
         if span <= 0:
             raise GclError(f"obs[{used_key!r}] is constant; drift needs a time signal that varies.")
         t = (t - t.min()) / span
-        graph, rep_name = neighbour_graph(adata, use_rep, n_neighbors, seed)
+        graph, rep_name = neighbour_graph(adata, use_rep, n_neighbors)
         if time_smoothing is None:
             name = used_key.lower()
             time_smoothing = 0 if ("pseudotime" in name or "dpt" in name) else 4

@@ -119,26 +119,116 @@ def expression_states(
     return sub.astype(np.float64), layer if layer is not None else "X"
 
 
-def neighbour_graph(
-    adata: AnnData, use_rep: str | None, n_neighbors: int, seed: int
-) -> tuple[sp.csr_matrix, str]:
-    """The cells' kNN connectivities (scanpy's) and the name of the representation used.
+#: UMAP's tolerance on the binary search for each cell's bandwidth, and the floor of that
+#: bandwidth relative to the cell's mean neighbour distance (``umap.umap_`` constants).
+_SMOOTH_K_TOLERANCE = 1e-5
+_MIN_K_DIST_SCALE = 1e-3
+#: Bisection steps of that search (``umap.umap_.smooth_knn_dist``'s ``n_iter``).
+_N_ITER = 64
 
-    ``use_rep`` as in :func:`gclandscape.tl.drift` (default ``X_pca`` when present); the
-    graph is built on a light copy, so ``adata`` is left as it is.
+
+def umap_connectivities(knn_indices: np.ndarray, knn_dists: np.ndarray) -> sp.csr_matrix:
+    """UMAP's fuzzy kNN connectivities, the weights of ``sc.pp.neighbors(method="umap")``.
+
+    The computation of ``umap.umap_.fuzzy_simplicial_set`` with scanpy's settings (fuzzy
+    union, ``local_connectivity=1``), vectorised over cells in numpy: each cell ``i`` gets
+    ``rho_i``, the distance to its nearest other cell, and a bandwidth ``sigma_i`` found by
+    bisection so that ``sum_j exp(-(d_ij - rho_i) / sigma_i) = log2(k)``; the directed
+    weights ``w_ij = exp(-(d_ij - rho_i) / sigma_i)`` are symmetrised as ``W + W' - W∘W'``.
+    Why not call umap: its numba kernels are compiled in every new process (about 11 s, more
+    than the rest of a 5,000-cell ``fit_grn``; ``benchmarks/README.md``, "Scale"); the
+    result equals scanpy's to float32 rounding (``tests/test_drift_graph.py``).
+
+    Parameters
+    ----------
+    knn_indices, knn_dists
+        Cells × k indices and Euclidean distances of each cell's k nearest cells, the cell
+        itself first (distance 0), sorted by distance.
+
+    Returns
+    -------
+    Symmetric cells × cells CSR matrix of float32 weights in (0, 1], no diagonal.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.neighbors import NearestNeighbors
+    >>> x = np.random.default_rng(0).normal(size=(40, 3))
+    >>> dist, idx = NearestNeighbors(n_neighbors=5).fit(x).kneighbors(x)
+    >>> w = umap_connectivities(idx, dist)
+    >>> bool(abs(w - w.T).max() == 0 and w.max() <= 1.0 and w.diagonal().max() == 0)
+    True
     """
-    import anndata as ad
-    import scanpy as sc
+    idx = np.asarray(knn_indices, dtype=np.int64)
+    d = np.array(knn_dists, dtype=np.float32)
+    n, k = d.shape
+    # a cell's distance to itself comes out of the kNN search as rounding noise (~1e-7), which
+    # would become its rho; scanpy sets it to 0, and so do we
+    d[idx == np.arange(n)[:, None]] = 0.0
+    # rho: the nearest non-zero distance (0 where a cell has only duplicates around it)
+    rho = np.where(d > 0, d, np.inf).min(axis=1).astype(np.float32)
+    rho[~np.isfinite(rho)] = 0.0
+    excess = d[:, 1:] - rho[:, None]  # float32, as umap computes it
+    target = np.log2(k)
+    lo, hi, mid = np.zeros(n), np.full(n, np.inf), np.ones(n)
+    active = np.ones(n, dtype=bool)
+    for _ in range(_N_ITER):
+        psum = np.where(excess > 0, np.exp(-(excess / mid[:, None])), 1.0).sum(axis=1)
+        active &= np.abs(psum - target) >= _SMOOTH_K_TOLERANCE  # a converged cell stops
+        if not active.any():
+            break
+        above = psum > target
+        hi = np.where(active & above, mid, hi)
+        lo = np.where(active & ~above, mid, lo)
+        step = np.where(above | np.isfinite(hi), 0.5 * (lo + hi), 2.0 * mid)
+        mid = np.where(active, step, mid)
+    sigma = mid.astype(np.float32)
+    floor = _MIN_K_DIST_SCALE * np.where(rho > 0, d.mean(axis=1), d.mean())
+    sigma = np.where(sigma < floor, floor, sigma).astype(np.float32)
+    gap = d - rho[:, None]
+    with np.errstate(divide="ignore", over="ignore"):
+        w = np.exp(-(gap / sigma[:, None])).astype(np.float32)
+    w[(gap <= 0) | (sigma[:, None] == 0)] = 1.0
+    w[idx == np.arange(n)[:, None]] = 0.0
+    directed = sp.coo_matrix((w.ravel(), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    directed = directed.tocsr()
+    directed.eliminate_zeros()
+    both = directed + directed.T - directed.multiply(directed.T)
+    both = sp.csr_matrix(both)
+    both.eliminate_zeros()
+    return both
+
+
+def neighbour_graph(
+    adata: AnnData, use_rep: str | None, n_neighbors: int
+) -> tuple[sp.csr_matrix, str]:
+    """The cells' kNN connectivities and the name of the representation used.
+
+    ``use_rep`` as in :func:`gclandscape.tl.drift` (default ``X_pca`` when present); ``adata``
+    is not changed. The neighbours are exact (scikit-learn, brute force, Euclidean) and the
+    weights are :func:`umap_connectivities`: scanpy's default graph (``sc.pp.neighbors``),
+    which the drift was measured with, without umap's compilation in every process. Above
+    8,191 cells scanpy would switch to pynndescent's approximate neighbours; these stay exact.
+
+    Examples
+    --------
+    >>> import anndata as ad, numpy as np
+    >>> a = ad.AnnData(np.random.default_rng(0).normal(size=(50, 5)).astype(np.float32))
+    >>> a.obsm["X_pca"] = a.X
+    >>> graph, rep = neighbour_graph(a, None, 10)
+    >>> graph.shape, rep
+    ((50, 50), 'X_pca')
+    """
+    from sklearn.neighbors import NearestNeighbors
 
     from ._pseudotime import _resolve_rep
 
     if use_rep is None and Key.obsm.pca in adata.obsm:
         use_rep = Key.obsm.pca
     rep_name, rep = _resolve_rep(adata, use_rep)
-    light = ad.AnnData(obs=pd.DataFrame(index=adata.obs_names.copy()))
-    light.obsm["rep"] = rep
     k = int(min(n_neighbors, adata.n_obs - 1))
     if k < 2:
         raise GclError(f"gcl.tl.drift needs at least 3 cells; adata has {adata.n_obs}.")
-    sc.pp.neighbors(light, n_neighbors=k, use_rep="rep", random_state=seed)
-    return sp.csr_matrix(light.obsp["connectivities"]), rep_name
+    rep = np.asarray(rep.toarray() if sp.issparse(rep) else rep)
+    dist, idx = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(rep).kneighbors(rep)
+    return umap_connectivities(idx, dist), rep_name
