@@ -112,7 +112,8 @@ def _use_true_drift(adata, genes: list[str]) -> None:
     for layer, value in (
         ("gcl_drift_state", state / scale), ("gcl_drift", velocity), ("gcl_drift_path", velocity)
     ):  # fmt: skip
-        arr = np.array(adata.layers[layer], dtype=np.float64)
+        arr = adata.layers[layer]
+        arr = np.array(arr.toarray() if hasattr(arr, "toarray") else arr, dtype=np.float64)
         arr[:, idx] = value
         adata.layers[layer] = arr
     adata.var.loc[genes, "gcl_drift_scale"] = scale
@@ -154,8 +155,8 @@ def identifiability(case: D.KnockoutCase, *, estimate: bool = True) -> pd.DataFr
             time_key = "gcl_pseudotime"
         gcl.tl.drift(adata, genes=regulators, time_key=time_key)
         sources[f"gcl.tl.drift estimate ({name})"] = (
-            np.array(adata.layers["gcl_drift_state"][:, idx]),
-            np.array(adata.layers["gcl_drift"][:, idx]),
+            adata.layers["gcl_drift_state"][:, idx].toarray(),
+            adata.layers["gcl_drift"][:, idx].toarray(),
         )
     net = truth["network"]
     rows = []

@@ -204,8 +204,8 @@ def drift_accuracy_table(args: argparse.Namespace) -> None:
         gcl.tl.pseudotime(adata, root="progenitor", groupby="celltype", use_rep="X_pca")
         for key, label in (("sim_time", "sim_time"), ("gcl_pseudotime", "pseudotime")):
             gcl.tl.drift(adata, time_key=key)
-            r = _pergene_r(adata[:, regs].layers["gcl_drift"], true_v)
-            rp = _pergene_r(adata[:, regs].layers["gcl_drift_path"], true_v)
+            r = _pergene_r(adata[:, regs].layers["gcl_drift"].toarray(), true_v)
+            rp = _pergene_r(adata[:, regs].layers["gcl_drift_path"].toarray(), true_v)
             t = adata.obs[key].to_numpy(float)
             base = _pergene_r(forward_mean(adata, regs, t), true_v)
             smoothing = adata.uns["gcl_drift"]["params"]["time_smoothing"]

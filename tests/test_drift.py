@@ -19,7 +19,13 @@ from gclandscape.tl._drift import (
 )
 
 
+def _dense(m) -> np.ndarray:
+    """A layer's values as a dense array (tl.drift writes sparse layers)."""
+    return m.toarray() if sp.issparse(m) else np.asarray(m)
+
+
 def _pergene_r(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = _dense(a), np.asarray(b)
     a = a - a.mean(0)
     b = b - b.mean(0)
     return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
@@ -85,7 +91,7 @@ def _myeloid_r(adata, **kwargs) -> np.ndarray:
     gcl.tl.drift(adata, **kwargs)
     truth = adata.uns[Key.uns.truth]
     v = adata[:, list(truth["regulators"])].layers[Key.layers.drift]
-    return _pergene_r(np.asarray(v), np.asarray(truth["velocity"]))
+    return _pergene_r(_dense(v), np.asarray(truth["velocity"]))
 
 
 # measured on the myeloid default (seed 0), median r: sim_time 0.483 (path only) and 0.561
@@ -202,7 +208,7 @@ def test_drift_writes_slots_and_scaling(myeloid_small):
     regs = out.var_names[out.var[Key.var.regulator].to_numpy(bool)]
     assert out.var[f"{Key.layers.drift}_gene"].sum() == len(regs)
     others = ~out.var[f"{Key.layers.drift}_gene"].to_numpy(bool)
-    assert np.all(out.layers[Key.layers.drift][:, others] == 0)
+    assert np.all(_dense(out.layers[Key.layers.drift])[:, others] == 0)
     scale = out.var.loc[regs, f"{Key.layers.drift}_scale"].to_numpy()
     assert np.all(scale > 0)
     params = out.uns[Key.layers.drift]["params"]
@@ -210,12 +216,12 @@ def test_drift_writes_slots_and_scaling(myeloid_small):
     assert params["time_smoothing"] == 4  # a simulation clock is smoothed
     assert list(params["genes"]) == list(regs)
     # the per-cell drift is the path velocity plus the restoring term, both stored
-    path = out.layers[f"{Key.layers.drift}_path"]
+    path = _dense(out.layers[f"{Key.layers.drift}_path"])
     assert np.all(path[:, others] == 0)
-    assert not np.allclose(path, out.layers[Key.layers.drift])
+    assert not np.allclose(path, _dense(out.layers[Key.layers.drift]))
     plain = gcl.tl.drift(adata, time_key="sim_time", restoring=0.0, copy=True)
-    np.testing.assert_array_equal(plain.layers[Key.layers.drift], path)
-    np.testing.assert_array_equal(plain.layers[f"{Key.layers.drift}_path"], path)
+    np.testing.assert_array_equal(_dense(plain.layers[Key.layers.drift]), path)
+    np.testing.assert_array_equal(_dense(plain.layers[f"{Key.layers.drift}_path"]), path)
 
 
 def test_denoised_layer_is_used_only_when_asked_for(myeloid_small):
@@ -227,10 +233,14 @@ def test_denoised_layer_is_used_only_when_asked_for(myeloid_small):
     adata.layers[Key.layers.denoised] = rng.uniform(0, 5, adata.shape)
     default = gcl.tl.drift(adata, time_key="sim_time", copy=True)
     assert default.uns[Key.layers.drift]["params"]["expression"] == "normalised counts"
-    np.testing.assert_array_equal(default.layers[Key.layers.drift], plain.layers[Key.layers.drift])
+    np.testing.assert_array_equal(
+        _dense(default.layers[Key.layers.drift]), _dense(plain.layers[Key.layers.drift])
+    )
     asked = gcl.tl.drift(adata, time_key="sim_time", layer=Key.layers.denoised, copy=True)
     assert asked.uns[Key.layers.drift]["params"]["expression"] == Key.layers.denoised
-    assert not np.allclose(asked.layers[Key.layers.drift], plain.layers[Key.layers.drift])
+    assert not np.allclose(
+        _dense(asked.layers[Key.layers.drift]), _dense(plain.layers[Key.layers.drift])
+    )
 
 
 @pytest.mark.slow
@@ -266,7 +276,9 @@ def test_drift_roundtrips_h5ad(myeloid_small, tmp_path):
     gcl.tl.drift(adata, time_key="sim_time")
     gcl.io.write(adata, tmp_path / "d.h5ad")
     back = gcl.io.read(tmp_path / "d.h5ad")
-    np.testing.assert_array_equal(back.layers[Key.layers.drift], adata.layers[Key.layers.drift])
+    np.testing.assert_array_equal(
+        _dense(back.layers[Key.layers.drift]), _dense(adata.layers[Key.layers.drift])
+    )
     assert back.uns[Key.layers.drift]["params"]["method"] == "neighbour_slope"
 
 
@@ -280,7 +292,7 @@ def test_velocity_layer_is_scaled_by_expression_scale(myeloid_small):
     assert adata.uns[Key.layers.drift]["params"][Key.drift_params.crossgene] is False
     scale = adata.var.loc[genes, f"{Key.layers.drift}_scale"].to_numpy()
     np.testing.assert_allclose(
-        adata[:, genes].layers[Key.layers.drift],
+        _dense(adata[:, genes].layers[Key.layers.drift]),
         adata[:, genes].layers["velocity"] / scale,
         rtol=1e-5,
     )
@@ -293,7 +305,7 @@ def test_ordered_time_points_are_accepted():
     labels = pd.cut(t, [-0.01, 0.25, 0.5, 0.75, 1.0], labels=["d0", "d2", "d4", "d6"])
     adata.obs["day"] = pd.Categorical(labels, ordered=True)
     gcl.tl.drift(adata, time_key="day")
-    r = _pergene_r(adata.layers[Key.layers.drift][50:-50], dxdt[50:-50])
+    r = _pergene_r(_dense(adata.layers[Key.layers.drift])[50:-50], dxdt[50:-50])
     assert np.median(r) > 0.5, r  # four coarse time points: less than a real clock
 
 

@@ -1,4 +1,4 @@
-"""tl.drift's memory: column statistics of sparse counts, fewer temporaries.
+"""tl.drift's memory: sparse drift layers, column statistics of sparse counts, fewer temporaries.
 
 The values must be those of the dense computation it replaced; the references below are that
 computation (kept here, not in src/), so a change of values in src/ fails these tests.
@@ -104,7 +104,7 @@ def test_sparse_column_statistics_select_the_dense_genes(myeloid_counts, monkeyp
     monkeypatch.setattr(drift_mod, "_BLOCK_VALUES", 7 * 80)  # blocks of about 7 rows
     seen = _capture_measured(monkeypatch)
     x, _ = drift_mod.expression_states(adata, regs)
-    graph, _ = drift_mod.neighbour_graph(adata, None, 15, 0)
+    graph, _ = drift_mod.neighbour_graph(adata, None, 15)
     _, label = drift_mod._deviation_from_counts(adata, regs, x, np.ones(len(regs)), graph, 0)
     assert label == f"{drift_mod.CROSSGENE_LABEL}25 other genes"
     reference = _dense_selection(adata, regs, 25)
@@ -131,7 +131,7 @@ def test_crossgene_deviation_equals_the_dense_computation(myeloid_counts, monkey
     seen = _capture_measured(monkeypatch)
     x, _ = drift_mod.expression_states(adata, regs)
     scale = np.percentile(x, 99, axis=0)
-    graph, _ = drift_mod.neighbour_graph(adata, None, 15, 0)
+    graph, _ = drift_mod.neighbour_graph(adata, None, 15)
     drift_mod._deviation_from_counts(adata, regs, x / scale, scale, graph, 0)
     xs, measured, libf = seen["xs"], seen["measured"], seen["libf"]
     smooth = _row_normalise(graph + sp.eye(graph.shape[0], format="csr"))
@@ -148,15 +148,38 @@ def test_crossgene_deviation_equals_the_dense_computation(myeloid_counts, monkey
     assert not np.array_equal(measured, kept)  # its memory was reused
 
 
+def test_gene_columns_equal_dense_assignment():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(6, 4))
+    values[2, 1] = 0.0  # a stored zero stays stored
+    idx = np.array([7, 2, 9, 2])  # unsorted, with a gene listed twice (its last column wins)
+    layer = drift_mod._gene_columns(values, idx, 12)
+    dense = np.zeros((6, 12), dtype=np.float32)
+    dense[:, idx] = values
+    assert sp.isspmatrix_csr(layer)
+    assert layer.dtype == np.float32
+    np.testing.assert_array_equal(layer.toarray(), dense)
+    assert layer.nnz == 6 * 3
+    np.testing.assert_array_equal(np.diff(layer.indptr), 3)
+    np.testing.assert_array_equal(layer.indices.reshape(6, 3), np.tile([2, 7, 9], (6, 1)))
+
+
 def _toarray(m) -> np.ndarray:
     return m.toarray() if sp.issparse(m) else np.asarray(m)
 
 
-def test_drift_layers_equal_the_dense_reference(myeloid_counts, monkeypatch):
+def test_drift_layers_are_sparse_and_equal_the_dense_reference(myeloid_counts, monkeypatch):
     adata = myeloid_counts.copy()
     gcl.tl.drift(adata, time_key=Key.obs.sim_time)
     regs = list(adata.uns[Key.uns.truth]["regulators"])
     cols = np.sort(adata.var_names.get_indexer(regs))
+    for suffix in LAYERS:
+        layer = adata.layers[f"{Key.layers.drift}{suffix}"]
+        assert sp.isspmatrix_csr(layer)
+        assert layer.dtype == np.float32
+        assert layer.nnz == adata.n_obs * len(regs)  # memory: cells × drift genes
+        np.testing.assert_array_equal(layer.indices.reshape(adata.n_obs, -1)[0], cols)
+        np.testing.assert_array_equal(np.ptp(layer.indices.reshape(adata.n_obs, -1), axis=0), 0)
     # the dense computation (selection and cross-gene estimate as before, dense layers)
     reference = adata.copy()
 
@@ -181,3 +204,26 @@ def test_drift_layers_equal_the_dense_reference(myeloid_counts, monkeypatch):
         np.testing.assert_allclose(
             _toarray(adata.layers[key]), want, rtol=0, atol=1e-6 * np.abs(want).max()
         )
+
+
+def test_sparse_drift_layers_roundtrip_h5ad_and_feed_fit_grn(myeloid_counts, tmp_path):
+    adata = myeloid_counts.copy()
+    gcl.tl.drift(adata, time_key=Key.obs.sim_time)
+    gcl.io.write(adata, tmp_path / "d.h5ad")
+    back = gcl.io.read(tmp_path / "d.h5ad")
+    for suffix in LAYERS:
+        key = f"{Key.layers.drift}{suffix}"
+        assert sp.issparse(back.layers[key])
+        assert back.layers[key].dtype == np.float32
+        assert back.layers[key].nnz == adata.layers[key].nnz
+        np.testing.assert_array_equal(back.layers[key].toarray(), adata.layers[key].toarray())
+    # fit_grn reads the stored drift of the sparse layers (no recomputation: same values)
+    genes = list(adata.uns[Key.uns.truth]["regulators"])
+    genome = gcl.landscape.fit_grn(back, genes=genes, n_bootstrap=0, readout=False, seed=0)
+    assert back.uns["gcl_genome"]["params"]["mode"] == "drift"
+    dense = back.copy()
+    for suffix in LAYERS:
+        key = f"{Key.layers.drift}{suffix}"
+        dense.layers[key] = back.layers[key].toarray()
+    from_dense = gcl.landscape.fit_grn(dense, genes=genes, n_bootstrap=0, readout=False, seed=0)
+    np.testing.assert_array_equal(genome.W, from_dense.W)

@@ -201,7 +201,7 @@ def test_true_drift_replaces_the_regulators_layers_only():
     case = D.load_myeloid(n_cells=300)
     adata = case.adata.copy()
     gcl.tl.drift(adata, genes=case.genes, time_key=case.time_key)
-    before = {k: np.array(adata.layers[k]) for k in ("gcl_drift_state", "gcl_drift")}
+    before = {k: adata.layers[k].toarray() for k in ("gcl_drift_state", "gcl_drift")}
     K._use_true_drift(adata, case.genes[:3])
     truth = adata.uns["gcl_truth"]
     regs = list(truth["regulators"])

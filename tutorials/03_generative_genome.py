@@ -123,7 +123,7 @@ stable[["nearest attractor", "type", *genome.genes]].round(2)
 
 # %%
 states = adata.layers["gcl_drift_state"][:, adata.var_names.get_indexer(genome.genes)]
-states = np.asarray(states, dtype=np.float64)
+states = states.toarray().astype(np.float64)  # tl.drift's layers are sparse
 progenitors = np.flatnonzero(adata.obs["celltype"].to_numpy() == "progenitor")
 by_time = progenitors[np.argsort(adata.obs["sim_time"].to_numpy()[progenitors], kind="stable")]
 early = by_time[: len(by_time) // 2]
