@@ -177,9 +177,11 @@ def fit_grn(
     n_bootstrap
         Bootstrap refits over cells for the edge ``confidence`` (0 to skip); of member 0.
     n_genomes
-        Number of member genomes; K > 1 is the ensemble mode (above). The default 1 fits one
-        genome, as before; the ensemble's default will be chosen on the benchmark suite's
-        dev split.
+        Number of member genomes; K > 1 is the ensemble mode (above). The default 1 was
+        chosen on the benchmark suite's dev split: K = 3 and 5 changed the knockout calls'
+        accuracy by +0.005 and their Brier score by -0.005 and -0.008 at 3-3.4× the time,
+        because the members mostly agree (``benchmarks/README.md``, "Twelfth session: ensemble
+        size").
     decode
         Refine member 0 by decoding (drift mode with ``groupby`` and a time signal;
         :mod:`gclandscape.engine._grn_decode`): cells develop from the root group's earliest
