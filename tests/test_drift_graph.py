@@ -56,8 +56,8 @@ def test_weights_are_symmetric_fuzzy_memberships():
     # with the duplicate, a tie may list the twin before the cell itself
     nearest = np.array([next(j for j in row if j != i) for i, row in enumerate(idx)])
     assert np.allclose(np.asarray(w[np.arange(len(x)), nearest]).ravel(), 1.0)
-    # every cell's directed weights sum to log2(k) - 1 over its k - 1 neighbours + itself (0):
-    # the symmetrised row sums are at least that
+    # each cell's bandwidth makes its directed weights over its k - 1 neighbours sum to
+    # log2(k); the fuzzy union only adds weight, so the symmetrised row sums are at least that
     assert (np.asarray(w.sum(axis=1)).ravel() >= np.log2(10) - 1e-3).all()
 
 

@@ -101,7 +101,7 @@ def test_sparse_column_statistics_select_the_dense_genes(myeloid_counts, monkeyp
         adata.layers[Key.layers.counts] = adata.layers[Key.layers.counts].toarray()
     regs = list(adata.uns[Key.uns.truth]["regulators"])
     monkeypatch.setattr(drift_mod, "MAX_MEASURED_GENES", 25)  # the cap bites: 80 targets
-    monkeypatch.setattr(drift_mod, "_BLOCK_VALUES", 7 * 80)  # blocks of about 7 rows
+    monkeypatch.setattr(deviation_mod, "_BLOCK_VALUES", 7 * 80)  # blocks of about 7 rows
     seen = _capture_measured(monkeypatch)
     x, _ = drift_mod.expression_states(adata, regs)
     graph, _ = drift_mod.neighbour_graph(adata, None, 15)
@@ -119,7 +119,7 @@ def test_column_moments_equal_numpy_mean_and_var(monkeypatch):
     cols = np.array([0, 3, 4, 17, 39])
     dense = counts.toarray()[:, cols] * libf[:, None]
     for block in (40 * 5, 5 * 1, 10**6):  # several blocks, one row each, one block
-        monkeypatch.setattr(drift_mod, "_BLOCK_VALUES", block)
+        monkeypatch.setattr(deviation_mod, "_BLOCK_VALUES", block)
         mean, var = drift_mod._column_moments(counts, cols, libf)
         np.testing.assert_allclose(mean, dense.mean(axis=0), rtol=1e-12)
         np.testing.assert_allclose(var, dense.var(axis=0), rtol=1e-12)

@@ -29,8 +29,9 @@ N_ITER = 20
 RIDGE = 1.0
 
 
-#: Rows per block (times the number of columns) of the element-wise steps over cells × genes:
-#: their temporaries stay about 16 MB instead of whole cells × genes arrays.
+#: Rows per block (times the number of columns) of the element-wise steps over cells × genes
+#: here and of the densified counts in :mod:`._drift`: their temporaries stay about 16 MB
+#: instead of whole cells × genes arrays.
 _BLOCK_VALUES = 2_000_000
 
 

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from .._errors import GclError
 from .._keys import Key
 from .._utils import logger
-from ._deviation import crossgene_deviation
+from ._deviation import _row_blocks, crossgene_deviation
 from ._drift_estimate import DriftEstimate, decay_rate, estimate_drift, forward_transition_matrix
 from ._drift_inputs import _genes, _time_signal, expression_states, neighbour_graph
 from ._smoothing import _row_normalise, smooth_states
@@ -49,21 +49,13 @@ MAX_MEASURED_GENES = 1000
 CROSSGENE_LABEL = "counts of "
 
 
-#: Cells per block (times the number of genes read) when the counts are densified in row
-#: blocks: about 32 MB of float64 at a time, whatever the number of cells.
-_BLOCK_VALUES = 4_000_000
-
-
 def _scaled_blocks(counts, cols: np.ndarray, libf: np.ndarray):
     """``(rows, counts[rows][:, cols] * libf[rows])`` as dense float64, in row blocks.
 
     The counts of all other genes at 50,000 cells are 0.8 GB as float64: densified at once
     (as before) they were most of the drift's peak memory, so only a block is dense at a time.
     """
-    n = counts.shape[0]
-    step = max(1, _BLOCK_VALUES // max(len(cols), 1))
-    for start in range(0, n, step):
-        rows = slice(start, min(start + step, n))
+    for rows in _row_blocks(counts.shape[0], len(cols)):
         block = counts[rows][:, cols]
         block = block.toarray() if sp.issparse(block) else np.asarray(block)
         yield rows, block.astype(np.float64) * libf[rows, None]
