@@ -101,6 +101,30 @@ def test_score_null(toggle):
     assert res.score_pvalue == pytest.approx((1 + np.sum(res.null_scores >= res.score)) / 3)
 
 
+def test_null_simulated_only_when_read(toggle, monkeypatch):
+    """perturb defers the null: reading log2fc, the fates or the repr simulates nothing more;
+    the first read of the p-value simulates it once, with the values of an eager null."""
+    import gclandscape.sim._perturb as perturb_module
+    from gclandscape.sim._statistics import null_scores as real
+
+    calls = []
+    monkeypatch.setattr(perturb_module, "null_scores", lambda *a: calls.append(a) or real(*a))
+    res = gcl.sim.perturb(toggle, gcl.sim.Knockout("A"), n_cells=100, n_null=5, seed=2)
+    _ = res.log2fc, res.fates, repr(res)
+    assert calls == []
+    assert "p =" not in repr(res)
+    assert res.params["n_null"] == 5
+    p = res.score_pvalue
+    assert len(calls) == 1
+    assert "p =" in repr(res)
+    _ = res.null_scores, res.to_frame()
+    assert len(calls) == 1  # computed once
+    setup = calls[0][0]
+    eager = real(setup, gcl.sim.Knockout("A"), 5, 2)
+    np.testing.assert_array_equal(res.null_scores, eager)
+    assert p == pytest.approx((1 + np.sum(eager >= res.score)) / (1 + len(eager)))
+
+
 def test_root_group_and_errors(toggle):
     res = gcl.sim.perturb(toggle, gcl.sim.Knockout("A"), root="B-high", n_cells=100, n_null=0)
     assert res.fates.loc["B-high", "wt"] == 1.0  # started inside the B basin

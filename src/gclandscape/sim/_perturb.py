@@ -8,7 +8,8 @@ returns a :class:`~._result.PerturbationResult`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -168,7 +169,8 @@ def perturb(
        McNemar's exact test per fate (median over members), ``p_lost`` (the share of members in which the fate is
        lost; ``lost_fates`` are those with ``p_lost`` ≥ 0.5), and a perturbation score
        against ``n_null`` random perturbations of the same kind and size on random genes
-       (300 cells each).
+       (300 cells each), simulated only when the result's ``null_scores``, ``score_pvalue``
+       or ``to_frame()`` is first read.
     5. **Every gene** (``log2fc``): the genome's genes from the simulation (mean levels,
        pseudocount 0.01); with ``decode=True`` and a latent ``model``, every other gene from
        the decoder (simulated end states mapped to the latent by a kNN regression fitted on
@@ -207,7 +209,9 @@ def perturb(
         The :class:`~gclandscape.latent.LatentModel` fitted on ``adata``
         (:func:`gclandscape.latent.fit` or :func:`gclandscape.latent.load`).
     n_null
-        Random perturbations in the null of the score (0 skips it).
+        Random perturbations in the null of the score (0 skips it). They are simulated when
+        the p-value is first read, not before: a call that reads only ``log2fc`` or the fates
+        does not pay for them.
 
     Returns
     -------
@@ -282,8 +286,9 @@ def perturb_members(
     return perturbation_result(
         adata, setup, perturbation, wt, mut,
         landscape_key=landscape_key, seed=seed, decode=decode, model=model,
-        null=null_scores(setup, perturbation, n_null, seed) if n_null else np.zeros(0),
-        t0=t0, n_cells=n_cells,
+        # the null is simulated when its scores are first read (PerturbationResult)
+        null=partial(null_scores, setup, perturbation, n_null, seed) if n_null else np.zeros(0),
+        t0=t0, n_cells=n_cells, n_null=n_null,
     )  # fmt: skip
 
 
@@ -298,14 +303,16 @@ def perturbation_result(
     seed: int,
     decode: bool,
     model: Any,
-    null: np.ndarray,
+    null: np.ndarray | Callable[[], np.ndarray],
     t0: float,
     n_cells: int,
+    n_null: int = 0,
 ) -> PerturbationResult:
     """The :class:`PerturbationResult` of a wild type and a mutant already simulated (by
     :func:`perturb`, or by a screen that kept its simulations: ``gclandscape run``): fate
     table, expression and log2FC (read out or decoded for the other genes), trajectories and
-    parameters. ``null`` holds the random knockouts' scores (empty: no p-value)."""
+    parameters. ``null`` holds the random knockouts' scores (empty: no p-value), or is a
+    function that simulates ``n_null`` of them when they are first read."""
     import time
 
     genome = setup.genome_obj()
@@ -341,7 +348,8 @@ def perturbation_result(
         "dt": wt.dt,
         "dt_perturbed": mut.dt,
         "novel_tolerance": setup.novel_tol,
-        "n_null": len(null),
+        # a deferred null's requested size (it has fewer scores when too few genes to draw from)
+        "n_null": n_null if callable(null) else len(null),
         "n_genomes": setup.n_members,
         "log2fc_other_genes": other_genes,
         "seconds": time.perf_counter() - t0,

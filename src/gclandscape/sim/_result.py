@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,7 +56,10 @@ class PerturbationResult:
         not set) and its p-value against a null of random perturbations of the same kind and
         size, ``(1 + #null ≥ score) / (1 + n_null)``.
     null_scores
-        The null's scores.
+        The null's scores. :func:`perturb` simulates the null only when ``null_scores``,
+        ``score_pvalue`` or :meth:`to_frame` is first read (its ``n_null`` random
+        perturbations cost several times the perturbation itself, and a user who reads
+        only ``log2fc`` or the fates never needs them); the values are the same either way.
     trajectories, times
         ``{"wt": (n_save, n_traj, 2), "perturbed": ...}``: paths of the first simulated cells
         on the landscape's basis (empty without a landscape), and the snapshot times.
@@ -86,7 +90,7 @@ class PerturbationResult:
         log2fc: pd.Series,
         decoded: AnnData | None,
         score: float,
-        null_scores: np.ndarray,
+        null_scores: np.ndarray | Callable[[], np.ndarray],
         trajectories: dict[str, np.ndarray],
         times: np.ndarray,
         params: dict[str, Any],
@@ -98,20 +102,38 @@ class PerturbationResult:
         self.log2fc = log2fc
         self.decoded = decoded
         self.score = float(score)
-        self.null_scores = np.asarray(null_scores, dtype=np.float64)
-        self.score_pvalue = score_pvalue(self.score, self.null_scores)
+        # a callable computes the null on first use (see null_scores in the class docstring)
+        self._null: np.ndarray | None = None
+        self._null_fn = null_scores if callable(null_scores) else None
+        if self._null_fn is None:
+            self._null = np.asarray(null_scores, dtype=np.float64)
         self.trajectories = trajectories
         self.times = times
         self.params = params
+
+    @property
+    def null_scores(self) -> np.ndarray:
+        """The null's scores (simulated on first read when :func:`perturb` deferred them)."""
+        if self._null is None:
+            self._null = np.asarray(self._null_fn(), dtype=np.float64)
+            self._null_fn = None  # what it held (the genome, the start cells) can go
+        return self._null
+
+    @property
+    def score_pvalue(self) -> float:
+        """``(1 + #null ≥ score) / (1 + n_null)``; 1.0 without a null."""
+        return score_pvalue(self.score, self.null_scores)
 
     def __repr__(self) -> str:
         if self.fates.empty:
             return (
                 f"PerturbationResult({self.perturbation!r}, steady state, score {self.score:.3g})"
             )
+        # a repr (or a log line) must not set off the null's simulations
+        p = "" if self._null is None else f" (p = {self.score_pvalue:.3g})"
         return (
             f"PerturbationResult({self.perturbation!r}, lost {self.lost_fates}, gained "
-            f"{self.gained_fates}, score {self.score:.3g} (p = {self.score_pvalue:.3g}))"
+            f"{self.gained_fates}, score {self.score:.3g}{p})"
         )
 
     def to_frame(self) -> pd.DataFrame:
