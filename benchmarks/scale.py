@@ -342,9 +342,9 @@ def main(argv: list[str] | None = None) -> None:
     unknown = parts - {"fit", "log2fc", "run", "dask"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
-    # before torch/numpy start their thread pools (as the CLI does, passive OpenMP waiting)
+    # before torch/numpy start their thread pools; OpenMP's wait policy is the runtime's
+    # default, as in the CLI (an OMP_WAIT_POLICY in the environment is kept)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(args.threads)

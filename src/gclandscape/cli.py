@@ -22,7 +22,6 @@ is fast; scanpy, matplotlib and the datasets load inside the commands.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -96,12 +95,8 @@ class _StderrHandler(logging.Handler):
 @click.version_option(message="gclandscape %(version)s", version=None, package_name="gclandscape")
 def main() -> None:
     """gclandscape: gene-regulatory landscapes from single-cell data."""
-    # OpenMP runtimes spin-wait between parallel regions by default. After scanpy's recipe
-    # (numba, scikit-learn) has started its thread pools, the spinning threads starve torch:
-    # measured on the 2-core machine, scVI training ran 20x slower in CPU time (7 s vs 0.3 s
-    # for 3 epochs of 1000 cells). Passive waiting, unless the user chose a policy. It must be
-    # set before torch or scanpy are imported, which only happens inside the commands.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP's wait policy is left to the user: forcing passive waiting slowed a quiet
+    # machine by a fifth (benchmarks/README.md, "Scale", thirteenth session).
 
 
 @main.command("datasets")
