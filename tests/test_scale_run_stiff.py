@@ -63,6 +63,17 @@ def test_stable_dt_halves_the_step_for_a_fast_decay():
         stable_dt(toggle, x, 0.0)
 
 
+def test_stable_dt_safety_bounds_dt_times_rho():
+    """safety=1 (a steady-state genome's step): no overshoot on any decaying mode."""
+    # 0.4 * 1.8 = 0.72 <= 1 keeps 0.4; 0.4 * 3 = 1.2 halves once (0.6); 1.8 would keep it
+    assert stable_dt(LinearField([[-1.8]]), [[1.0]], 0.4, safety=1.0) == 0.4
+    assert stable_dt(LinearField([[-3.0]]), [[1.0]], 0.4, safety=1.0) == 0.2
+    assert stable_dt(LinearField([[-3.0]]), [[1.0]], 0.4) == 0.4
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(GclError, match="safety"):
+            stable_dt(LinearField([[-3.0]]), [[1.0]], 0.4, safety=bad)
+
+
 @pytest.fixture(scope="module")
 def fast_fitted() -> tuple[ad.AnnData, gcl.landscape.Landscape]:
     adata = _adata(_fast_toggle())

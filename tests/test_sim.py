@@ -245,6 +245,31 @@ def test_steady_state_genome_gives_shifted_steady_state(steady):
         gcl.sim.mutational_scan(steady, n_mutations=2)
 
 
+def test_steady_state_steps_are_larger_and_settle_alike(steady, monkeypatch):
+    """A steady-state genome develops in steps of up to 8 × DT (1 - dt * rho >= 0): its cells
+    settle where they settle at the developmental step."""
+    from gclandscape.sim import _simulation
+
+    big = gcl.sim.perturb(steady, gcl.sim.Knockout("B"), n_cells=300, n_null=0)
+    monkeypatch.setattr(_simulation, "STEADY_DT_MAX", _simulation.DT)
+    small = gcl.sim.perturb(steady, gcl.sim.Knockout("B"), n_cells=300, n_null=0)
+    assert small.params["dt"] == _simulation.DT
+    assert big.params["dt"] > 2 * small.params["dt"]
+    genome = gcl.landscape.Genome.from_adata(steady)
+    x = _simulation.build_setup(steady, genome_key=Key.uns.genome, landscape_key="none",
+                                root=None).starts  # fmt: skip
+    import torch
+
+    jac = genome.field().jacobian(torch.as_tensor(x[:32], dtype=torch.float32)).double()
+    rho = np.abs(np.linalg.eigvals(jac.numpy()))
+    assert big.params["dt"] * rho.max() <= 1.0 + 1e-6
+    for res in (big, small):
+        assert res.expression.loc["B", "perturbed"] < 0.05  # production removed
+    diff = (big.expression - small.expression)[["wt", "perturbed"]].abs().to_numpy()
+    assert diff.max() < 0.02, diff
+    np.testing.assert_allclose(big.log2fc.to_numpy(), small.log2fc.to_numpy(), atol=0.1)
+
+
 # ------------------------------------------------------------------------------ screen
 def test_screen_rows_match_perturb(toggle):
     table = gcl.sim.screen(toggle, "knockouts", n_cells=200, n_null=3, progress=False)

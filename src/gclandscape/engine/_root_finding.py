@@ -33,9 +33,16 @@ N_STIFFNESS = 200
 
 
 def stable_dt(
-    field: VectorField, states: Any, dt_max: float, *, args: Any = None, n_states: int = N_STIFFNESS
+    field: VectorField,
+    states: Any,
+    dt_max: float,
+    *,
+    args: Any = None,
+    n_states: int = N_STIFFNESS,
+    safety: float = STEP_SAFETY,
 ) -> float:
-    """The largest Euler step ``dt_max / 2**k`` with ``dt * rho <= 1.8`` at the given states.
+    """The largest Euler step ``dt_max / 2**k`` with ``dt * rho <= safety`` (1.8) at the given
+    states.
 
     ``rho`` is the largest modulus of the field's Jacobian eigenvalues with a negative real
     part (decaying directions) at up to ``n_states`` of ``states`` (evenly spaced rows). A
@@ -58,6 +65,9 @@ def stable_dt(
         Passed to ``field``.
     n_states
         At most this many states are used.
+    safety
+        Bound on ``dt * rho``: 1.8 keeps forward Euler stable (it diverges from 2 on); 1
+        keeps it from overshooting on any decaying mode (``1 - dt * rho >= 0``).
 
     Returns
     -------
@@ -89,14 +99,16 @@ def stable_dt(
             "the vector field's Jacobian is not finite at the given states; check the field "
             "(its parameters or the states) for NaN or infinite values."
         )
-    if bound * dt_max <= STEP_SAFETY:
+    if not (isinstance(safety, int | float) and math.isfinite(safety) and safety > 0):
+        raise GclError(f"safety must be a positive number; got {safety!r}.")
+    if bound * dt_max <= safety:
         return float(dt_max)
     ev = torch.linalg.eigvals(jac)
     decaying = ev[ev.real < 0]
     if not len(decaying):
         return float(dt_max)
     rho = float(decaying.abs().amax())
-    halvings = max(0, math.ceil(math.log2(rho * dt_max / STEP_SAFETY) - 1e-12))
+    halvings = max(0, math.ceil(math.log2(rho * dt_max / safety) - 1e-12))
     return float(dt_max) / 2**halvings
 
 

@@ -183,7 +183,9 @@ def perturb(
 
     A genome fitted in steady-state mode (no time signal) has no fates: the result is the
     shifted steady state reached from the observed cells (``expression``, ``log2fc``,
-    ``decoded``) and an empty fate table.
+    ``decoded``) and an empty fate table. Its cells develop for the same 40 time units, in
+    Euler steps of up to 0.4 (eight times the developmental step, smaller for a stiff genome):
+    only where they settle matters, and Euler's fixed points do not depend on the step.
 
     Parameters
     ----------

@@ -23,6 +23,8 @@ from . import _checkpoint
 from ._result import tidy
 from ._simulation import (
     DT,
+    STEADY_DT_MAX,
+    STEADY_SAFETY,
     STEADY_STATE,
     T_DEVELOP,
     T_RELAX,
@@ -161,7 +163,17 @@ def _fingerprint(setup: Setup, n_cells: int, seed: int, n_null: int) -> str:
             "mode": setup.mode,
             "scale": setup.scale,
             "settings": [n_cells, seed, n_null],
-            "constants": [T_DEVELOP, T_RELAX, DT, N_BOOT, N_NULL_CELLS, MIN_FRACTION, P_LOST_CALL],
+            "constants": [
+                T_DEVELOP,
+                T_RELAX,
+                DT,
+                STEADY_DT_MAX,
+                STEADY_SAFETY,
+                N_BOOT,
+                N_NULL_CELLS,
+                MIN_FRACTION,
+                P_LOST_CALL,
+            ],
         }
     )
 
