@@ -534,3 +534,37 @@ def test_short_runs_skip_the_fusion_until_its_kernels_are_loaded(monkeypatch):
     monkeypatch.setattr(loops, "FUSE_MIN_UPDATES", 10**9)
     integrate(_sigmoid_case(), x0, **run)
     assert made[-1] is not None  # short, but the kernels are loaded
+
+
+def test_a_heavy_field_gets_the_threads_even_in_a_small_batch():
+    """1 thread for a small batch of a cheap field, torch's threads when a step is heavy by
+    the field's flops_per_value (a 200-gene GRNModel states 2 * H * G)."""
+    from gclandscape.engine import GRNModel
+    from gclandscape.engine._integrate import HEAVY_STEP_FLOPS
+
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def __init__(self, flops: int):
+            super().__init__()
+            self.flops_per_value = flops
+
+        def forward(self, t, x, args=None):
+            seen.append(torch.get_num_threads())
+            return -x
+
+    x0 = np.ones((100, 20), dtype=np.float32)  # 2,000 values: a small batch
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        integrate(Recorder(0), x0, t_max=0.2, dt=0.1)
+        cheap = set(seen)
+        seen.clear()
+        integrate(Recorder(HEAVY_STEP_FLOPS // 2000 + 1), x0, t_max=0.2, dt=0.1)
+        heavy = set(seen)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert cheap == {1}
+    assert heavy == {2}
+    assert GRNModel(200, hidden=6).flops_per_value == 2400

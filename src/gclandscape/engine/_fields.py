@@ -390,6 +390,7 @@ class ClampedField(torch.nn.Module):
         super().__init__()
         self.base = field if isinstance(field, torch.nn.Module) else None
         self.plain = None if self.base is not None else field
+        self.flops_per_value = getattr(field, "flops_per_value", 0)  # integrate's threads
         keep = torch.ones(int(n_genes), dtype=torch.float64)
         keep[torch.as_tensor(np.asarray(genes, dtype=np.int64))] = 0.0
         self.register_buffer("keep", keep)

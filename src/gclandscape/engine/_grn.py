@@ -145,6 +145,13 @@ class GRNModel(nn.Module):
 
     # ------------------------------------------------------------------ properties
     @property
+    def flops_per_value(self) -> int:
+        """Floating-point operations of one evaluation per state value (cell × gene): the
+        hidden layer's ``2 * H * G`` multiply-adds. :func:`~gclandscape.engine.integrate`
+        reads it to decide whether a batch is worth several threads."""
+        return 2 * self.hidden * self.n_genes
+
+    @property
     def alpha(self) -> torch.Tensor:
         """Maximal production rates ``alpha_i`` (positive)."""
         return self.log_alpha.exp()

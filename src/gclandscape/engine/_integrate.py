@@ -18,6 +18,12 @@ from ._step_loops import _loop_autograd, _loop_blocks, _loop_inplace, _needs_aut
 
 __all__ = ["Solution", "integrate", "resolve_device"]
 
+#: A step of at least this many floating-point operations runs on torch's threads even in a
+#: small batch: a 200-gene GRNModel (2,400 per value) develops 100 cells in 0.084 s on two
+#: threads against 0.127 s on one, 1,000 cells in 0.77 s against 1.00 s (40 time units, dt
+#: 0.4; benchmarks/README.md, "Scale"); the 11-gene myeloid genome's steps (1.5e6) stay on one.
+HEAVY_STEP_FLOPS = 2**24
+
 
 @dataclass
 class Solution:
@@ -150,7 +156,9 @@ def integrate(
     num_threads
         Torch CPU threads during the integration (restored afterwards). Default: 1 when the
         batch is small (under 2^18 values, where threads only add synchronisation cost, and
-        badly so on a loaded machine), otherwise torch's current setting. For a
+        badly so on a loaded machine) and a step is cheap (under ``HEAVY_STEP_FLOPS`` by the
+        field's ``flops_per_value``, which :class:`~gclandscape.engine.GRNModel` states),
+        otherwise torch's current setting. For a
         :class:`~gclandscape.engine.SigmoidField` with a fixed noise scale on a large batch,
         this is the number of worker threads, each running torch single-threaded.
 
@@ -208,7 +216,9 @@ def integrate(
     want = num_threads
     if want is None:
         shape = tuple(getattr(x0, "shape", np.shape(x0)))
-        want = 1 if int(np.prod(shape)) < 2**18 else threads
+        values = int(np.prod(shape))
+        work = values * int(getattr(field, "flops_per_value", 0))
+        want = 1 if values < 2**18 and work < HEAVY_STEP_FLOPS else threads
     if want != threads:
         torch.set_num_threads(int(want))
     try:

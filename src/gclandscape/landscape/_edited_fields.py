@@ -23,6 +23,7 @@ def edited_field(base: Any, gamma: np.ndarray, factor: np.ndarray):
             super().__init__()
             self.base = base if isinstance(base, torch.nn.Module) else None
             self._plain = None if self.base is not None else base
+            self.flops_per_value = getattr(base, "flops_per_value", 0)  # integrate's threads
             self.register_buffer("gamma", torch.as_tensor(gamma, dtype=torch.float32))
             self.register_buffer("factor", torch.as_tensor(factor, dtype=torch.float32))
 
