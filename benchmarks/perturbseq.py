@@ -34,8 +34,8 @@ knockout's observed change is noise), and Spearman's rho of predicted vs observe
 size across all knockouts. Dev seeds are for looking, test seeds are reported.
 
 Usage: ``python benchmarks/perturbseq.py [--quick]`` (quick: 50 regulators, one dev and one
-test seed, about 3 minutes on 2 cores; full: 100 regulators × 300 targets, 2,000 control
-cells, 15 knockouts, dev seed 0 and test seeds 1, 2).
+test seed; full: 100 regulators × 300 targets, 2,000 control cells, 15 knockouts, dev seed 0
+and test seeds 1, 2: about a minute on a quiet 2-core machine).
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def _ratio_line(table: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="50 regulators, 2 seeds (~3 min)")
+    parser.add_argument("--quick", action="store_true", help="50 regulators, 2 seeds")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
     os.environ.setdefault("OMP_NUM_THREADS", "2")
