@@ -51,9 +51,10 @@ N_STIFFNESS = 32
 #: "Scale").
 STEADY_DT_MAX = 8 * DT
 STEADY_SAFETY = 1.0
-#: ... measured at fewer start cells than N_STIFFNESS: they fluctuate around one state, and
-#: their Jacobians differ little (largest decaying modulus 1.71-1.81 over 34 cells of that
-#: genome), while 32 eigenvalue problems of 200 genes were half a second per simulation.
+#: Start cells whose Jacobians measure a steady-state genome's stiffness: they fluctuate
+#: around one state and their Jacobians differ little (largest decaying modulus 1.71-1.81
+#: over 34 cells of that genome), while 32 eigenvalue problems of 200 genes cost half a
+#: second per simulation.
 N_STIFFNESS_STEADY = 8
 #: With ``root=None`` the candidates are all cells: the earliest EARLY_FRACTION_ALL of them.
 EARLY_FRACTION_ALL = 0.5
