@@ -14,6 +14,7 @@ import numpy as np
 
 from .._errors import GclError
 from .._keys import Key
+from .._utils import dense
 from ._genome import Genome
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,8 +26,6 @@ N_NEIGHBORS = 15
 
 def model_states(adata: AnnData, genome: Genome, genome_key: str) -> tuple[np.ndarray, str]:
     """The observed cells in the genome's coordinates (see the module docstring)."""
-    import scipy.sparse as sp
-
     missing = [g for g in genome.genes if g not in adata.var_names]
     if missing:
         raise GclError(
@@ -52,7 +51,7 @@ def model_states(adata: AnnData, genome: Genome, genome_key: str) -> tuple[np.nd
     else:
         m = adata.X[:, idx]
         source = "X"
-    x = np.asarray(m.toarray() if sp.issparse(m) else m, dtype=np.float64)
+    x = dense(m)
     if not np.isfinite(x).all():
         raise GclError(
             f"the cells' states of the genome's genes ({source}) contain NaN or infinite "

@@ -12,7 +12,7 @@ import pandas as pd
 from .._defaults import NOISE
 from .._errors import GclError
 from .._keys import Key
-from .._utils import logger
+from .._utils import dense, logger
 from ._genome import Genome
 from ._regulator_genes import (  # noqa: F401 (the constants: re-exported, CLI and tests)
     MAX_DEFAULT_GENES,
@@ -321,11 +321,7 @@ def fit_grn(
                 seed=seed,
             )
         idx = adata.var_names.get_indexer(gene_list)
-        import scipy.sparse as sp
-
-        def dense(m: Any) -> np.ndarray:  # tl.drift writes sparse layers; older ones are dense
-            return np.asarray(m.toarray() if sp.issparse(m) else m, dtype=np.float64)
-
+        # tl.drift writes sparse layers; those of older versions are dense
         x = dense(adata.layers[f"{drift_key}_state"][:, idx])
         # the per-cell drift (path velocity plus restoring term) when its deviation came from
         # the counts of the other genes (tl.drift's cross-gene estimate: better knockout

@@ -40,7 +40,7 @@ import pandas as pd
 
 from .._errors import GclError, GclFormatError
 from .._keys import Key
-from .._utils import logger, rng
+from .._utils import dense, logger, rng
 
 if TYPE_CHECKING:  # pragma: no cover
     from anndata import AnnData
@@ -123,11 +123,6 @@ def _column_stats(y: Any) -> tuple[np.ndarray, np.ndarray]:
     return y.mean(0), y.var(0)
 
 
-def _dense(y: Any, cols: np.ndarray) -> np.ndarray:
-    block = y[:, cols]
-    return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=np.float64)
-
-
 def fit_readout(
     states: np.ndarray,
     expression: Any,
@@ -171,14 +166,14 @@ def fit_readout(
     top = keep[np.argsort(-var[keep], kind="stable")[:N_ALPHA_GENES]]
     alpha = float(n * ALPHAS[2])
     if top.size:
-        y_top = (_dense(expression, top) - mean[top]) / np.sqrt(var[top])
+        y_top = (dense(expression[:, top]) - mean[top]) / np.sqrt(var[top])
         alpha = float(RidgeCV(alphas=[n * a for a in ALPHAS]).fit(z, y_top).alpha_)
     coef = np.zeros((keep.size, p))
     intercept = np.zeros(keep.size)
     r2 = np.zeros(keep.size)
     for start in range(0, keep.size, CHUNK):
         cols = keep[start : start + CHUNK]
-        y = _dense(expression, cols)
+        y = dense(expression[:, cols])
         ridge = Ridge(alpha=alpha).fit(z, y)
         block = slice(start, start + cols.size)
         # reshaped: with one target column scikit-learn returns 1-d coefficients/predictions
